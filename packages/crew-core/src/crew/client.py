@@ -1,0 +1,165 @@
+"""The client: the network end of a controller, where workers dial in."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket as _socket
+
+import pynng
+
+from . import validate
+from .errors import CrewError, SettingError
+from .tls import TLS
+
+__all__ = ["Client", "local_address"]
+
+
+class Client:
+    """Owns the NNG listener that workers dial.
+
+    Arguments:
+        host: an IP address, a host name, or a network interface name such as ``ib0``.
+            None: the first non-loopback address of this machine (for workers elsewhere).
+            ``"0.0.0.0"`` listens on all interfaces, and only when asked.
+        port: TCP port; None or 0 picks a free one.
+        tls: a :class:`crew.TLS`.
+        serializer: name of a module with ``dumps``/``loads`` for tasks and results
+            (None: cloudpickle); it must be importable on the workers too.
+        profile: a label that tells this client's workers apart in logs (default: the
+            controller's name).
+        seconds_interval: how often waits re-check scaling while no result arrives.
+        seconds_timeout: how long network operations may take.
+        max_frame_bytes: the largest frame accepted from a worker (0: no limit).
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        tls: TLS | None = None,
+        serializer: str | None = None,
+        profile: str | None = None,
+        seconds_interval: float = 0.25,
+        seconds_timeout: float = 60.0,
+        max_frame_bytes: int = 2**31,
+    ):
+        self.host = validate.text("host", host, allow_none=True)
+        self.port = validate.integer("port", port, minimum=0, maximum=65535, allow_none=True) or 0
+        if tls is None:
+            tls = TLS()
+        if not isinstance(tls, TLS):
+            raise SettingError(f"tls must be a crew.TLS, not {tls!r}")
+        self.tls = tls
+        self.serializer = validate.text("serializer", serializer, allow_none=True)
+        if self.serializer is not None:
+            import importlib
+
+            try:
+                module = importlib.import_module(self.serializer)
+            except ImportError as error:
+                raise SettingError(f"serializer must name an importable module, not {serializer!r}: {error}") from None
+            if not (callable(getattr(module, "dumps", None)) and callable(getattr(module, "loads", None))):
+                raise SettingError(f"serializer must name a module with dumps() and loads(), not {serializer!r}")
+        self.profile = validate.text("profile", profile, allow_none=True)
+        self.seconds_interval = validate.number("seconds_interval", seconds_interval, exclusive_minimum=True)
+        self.seconds_timeout = validate.number("seconds_timeout", seconds_timeout, exclusive_minimum=True)
+        self.max_frame_bytes = validate.integer("max_frame_bytes", max_frame_bytes, minimum=0)
+        self.socket: pynng.Pair1 | None = None
+        self.certificate: str | None = None
+        self._address: str | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.socket is not None
+
+    @property
+    def url(self) -> str:
+        """The address workers dial, e.g. ``tcp://10.0.0.5:41234``."""
+        if self.socket is None:
+            raise CrewError("the client is not started")
+        scheme = "tls+tcp" if self.tls.enabled else "tcp"
+        address = self._address
+        if ":" in address:
+            address = f"[{address}]"
+        return f"{scheme}://{address}:{self.port}"
+
+    def start(self) -> pynng.Pair1:
+        """Listen; return the socket (one socket, many workers)."""
+        if self.socket is not None:
+            return self.socket
+        bind = resolve_host(self.host)
+        self._address = bind if bind not in ("0.0.0.0", "::") else local_address()
+        sock = pynng.Pair1(polyamorous=True, recv_max_size=self.max_frame_bytes)
+        scheme = "tcp"
+        if self.tls.enabled:
+            key, cert = self.tls._materials(self._address)
+            sock.tls_config = pynng.TLSConfig(
+                pynng.TLSConfig.MODE_SERVER,
+                own_key_string=key,
+                own_cert_string=cert,
+                auth_mode=pynng.TLSConfig.AUTH_MODE_NONE,
+            )
+            self.certificate = cert
+            scheme = "tls+tcp"
+        where = f"[{bind}]" if ":" in bind else bind
+        try:
+            listener = sock.listen(f"{scheme}://{where}:{self.port}")
+        except pynng.exceptions.AddressInUse:
+            sock.close()
+            raise CrewError(f"port {self.port} is already in use on {bind}: pick another port (or None)") from None
+        except pynng.exceptions.NNGException as error:
+            sock.close()
+            raise CrewError(f"cannot listen on {bind}:{self.port}: {error}") from None
+        self.port = _socket.ntohs(listener.local_address.port)
+        self.socket = sock
+        return sock
+
+    def stop(self) -> None:
+        """Close the listener and every connection. Safe to call twice."""
+        sock, self.socket = self.socket, None
+        if sock is not None:
+            sock.close()
+
+    def __repr__(self) -> str:
+        where = self.url if self.socket is not None else f"{self.host or '<auto>'}:{self.port}"
+        return f"Client({where})"
+
+
+def resolve_host(host: str | None) -> str:
+    """An address to listen on, from an address, a host name or an interface name."""
+    if host is None:
+        return local_address()
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    import psutil
+
+    interfaces = psutil.net_if_addrs()
+    if host in interfaces:
+        for entry in interfaces[host]:
+            if entry.family == _socket.AF_INET:
+                return entry.address
+        for entry in interfaces[host]:
+            if entry.family == _socket.AF_INET6:
+                return entry.address.split("%", 1)[0]
+        raise SettingError(f"host: interface {host!r} has no IP address")
+    try:
+        return _socket.gethostbyname(host)
+    except OSError:
+        known = ", ".join(sorted(interfaces))
+        raise SettingError(
+            f"host must be an IP address, a host name or an interface name ({known}), not {host!r}"
+        ) from None
+
+
+def local_address() -> str:
+    """The first non-loopback IPv4 address of this machine (127.0.0.1 if it has none)."""
+    import psutil
+
+    for name, entries in psutil.net_if_addrs().items():
+        for entry in entries:
+            if entry.family == _socket.AF_INET and not entry.address.startswith("127."):
+                return entry.address
+    return "127.0.0.1"

@@ -1,0 +1,121 @@
+"""A group of controllers used as one: push to a named member, wait and collect across all."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any, Iterable
+
+from . import validate
+from .controller import Controller
+from .errors import SettingError
+from .results import Result
+
+__all__ = ["ControllerGroup"]
+
+
+class ControllerGroup:
+    """Several controllers (e.g. local workers and cluster workers) behind one interface.
+
+    ``push``, ``walk`` and ``map`` go to the member named by ``controller`` (default: the
+    first); ``pop``, ``collect``, ``wait``, ``cancel`` and ``summary`` span every member.
+    """
+
+    def __init__(self, controllers: Iterable[Controller]):
+        members = list(controllers)
+        if not members or not all(isinstance(member, Controller) for member in members):
+            raise SettingError("controllers must be a non-empty list of crew.Controller")
+        names = [member.name for member in members]
+        if len(set(names)) != len(names):
+            raise SettingError(f"controllers must have distinct names, not {names!r}")
+        self.controllers: dict[str, Controller] = dict(zip(names, members))
+        self._cond = threading.Condition()
+        for member in members:
+            member._listeners.append(self._cond)
+
+    def member(self, controller: str | None = None) -> Controller:
+        """The member named ``controller`` (the first when None)."""
+        if controller is None:
+            return next(iter(self.controllers.values()))
+        validate.choice("controller", controller, self.controllers)
+        return self.controllers[controller]
+
+    def start(self) -> "ControllerGroup":
+        for member in self.controllers.values():
+            member.start()
+        return self
+
+    def terminate(self) -> None:
+        for member in self.controllers.values():
+            member.terminate()
+
+    def __enter__(self) -> "ControllerGroup":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.terminate()
+
+    def push(self, command, *, controller: str | None = None, **options: Any) -> str:
+        """Push one task to a member (see :meth:`crew.Controller.push`)."""
+        return self.member(controller).push(command, **options)
+
+    def walk(self, command, iterate, *, controller: str | None = None, **options: Any) -> list[str]:
+        return self.member(controller).walk(command, iterate, **options)
+
+    def map(self, command, iterate, *, controller: str | None = None, **options: Any) -> list[Result]:
+        return self.member(controller).map(command, iterate, **options)
+
+    def pop(self, scale: bool = True) -> Result | None:
+        """The next result of any member, or None."""
+        for member in self.controllers.values():
+            result = member.pop(scale=scale)
+            if result is not None:
+                return result
+        return None
+
+    def collect(self, scale: bool = True) -> list[Result]:
+        results: list[Result] = []
+        for member in self.controllers.values():
+            results.extend(member.collect(scale=scale))
+        return results
+
+    def wait(self, mode: str = "all", seconds_timeout: float | None = None) -> bool:
+        """Block until every member has resolved everything (``"all"``) or any has a result (``"one"``)."""
+        validate.choice("mode", mode, ("all", "one"))
+        deadline = math.inf if seconds_timeout is None else time.monotonic() + seconds_timeout
+        members = list(self.controllers.values())
+        for member in members:
+            member._want_scale()
+        with self._cond:
+            while True:
+                for member in members:
+                    member._raise_error()
+                if mode == "all" and all(member.unresolved() == 0 for member in members):
+                    return True
+                if mode == "one" and (any(member._done for member in members)
+                                      or all(member.unresolved() == 0 for member in members)):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 1.0))
+
+    def cancel(self, names=None, all: bool = False) -> None:
+        for member in self.controllers.values():
+            member.cancel(names, all=all)
+
+    def scale(self) -> int:
+        return sum(member.scale() for member in self.controllers.values())
+
+    def unresolved(self) -> int:
+        return sum(member.unresolved() for member in self.controllers.values())
+
+    def resolved(self) -> int:
+        return sum(member.resolved() for member in self.controllers.values())
+
+    def empty(self) -> bool:
+        return all(member.empty() for member in self.controllers.values())
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [row for member in self.controllers.values() for row in member.summary()]

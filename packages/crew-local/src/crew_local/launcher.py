@@ -1,0 +1,79 @@
+"""LocalLauncher: workers as processes on this machine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from typing import Any, Sequence
+
+from plumbum import local
+
+import crew
+from crew import validate
+
+__all__ = ["LocalLauncher"]
+
+
+class LocalLauncher(crew.Launcher):
+    """Starts each worker as a process of this machine.
+
+    Takes the arguments of :class:`crew.Launcher`, plus:
+        log_directory: a folder for one log file per worker (default: worker output is dropped).
+    """
+
+    def __init__(self, *args: Any, log_directory: str | os.PathLike | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.log_directory = validate.path("log_directory", log_directory, allow_none=True)
+
+    def launch_worker(self, call: str) -> subprocess.Popen:
+        """Start one worker process running ``call``; its handle is the process."""
+        env = dict(os.environ)
+        env.update(self.environment)
+        output: Any = subprocess.DEVNULL
+        if self.log_directory:
+            os.makedirs(self.log_directory, exist_ok=True)
+            output = open(os.path.join(self.log_directory, f"worker-{len(os.listdir(self.log_directory)) + 1}.log"), "ab")
+        try:
+            process = local["sh"]["-c", f"exec {call}"].popen(
+                env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        finally:
+            if output is not subprocess.DEVNULL:
+                output.close()
+        # Reap the process as soon as it exits, so no zombie outlives it.
+        threading.Thread(target=process.wait, name=f"crew-reap-{process.pid}", daemon=True).start()
+        return process
+
+    def terminate_workers(self, handles: Sequence[subprocess.Popen]) -> None:
+        """Ask every process to stop, then kill those still running after ``seconds_timeout``."""
+        running = [process for process in handles if process.poll() is None]
+        for process in running:
+            _signal(process, signal.SIGTERM)
+        for process in running:
+            try:
+                process.wait(timeout=min(self.seconds_timeout, 10))
+            except subprocess.TimeoutExpired:
+                _signal(process, signal.SIGKILL)
+                process.wait()
+
+    def terminate_worker(self, handle: subprocess.Popen) -> None:
+        self.terminate_workers([handle])
+
+    def exit_status(self, handle: subprocess.Popen) -> str | None:
+        """``exit code N`` or ``signal NAME`` once the process has ended (waits up to 1 s)."""
+        try:
+            code = handle.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return None
+        if code < 0:
+            return f"signal {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+
+def _signal(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.kill(process.pid, signum)
+    except ProcessLookupError:
+        pass

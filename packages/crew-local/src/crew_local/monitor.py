@@ -1,0 +1,68 @@
+"""LocalMonitor: the crew workers running on this machine, whoever started them."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+import psutil
+
+import crew
+
+__all__ = ["LocalMonitor"]
+
+
+class LocalMonitor(crew.Monitor):
+    """Lists and ends this user's crew worker processes on this machine (by pid)."""
+
+    def jobs(self) -> list[dict[str, Any]]:
+        rows = []
+        user = psutil.Process().username()
+        for process in psutil.process_iter(["pid", "cmdline", "username", "status", "create_time", "name"]):
+            info = process.info
+            if info["username"] != user or not _is_worker(info["cmdline"] or []):
+                continue
+            alive = info["status"] != psutil.STATUS_ZOMBIE
+            rows.append({
+                "id": info["pid"],
+                "array_index": None,
+                "name": info["name"],
+                "state": "running" if alive else "done",
+                "reason": None,
+                "node": os.uname().nodename,
+                "start_time": datetime.datetime.fromtimestamp(info["create_time"]),
+                "raw_state": info["status"],
+            })
+        return rows
+
+    def workers(self) -> list[int]:
+        """Pids of the running crew workers."""
+        return super().workers()
+
+    def terminate(self, ids: list[int] | None = None, all: bool = False) -> list[int]:
+        """End the workers with these pids (or every one of them with ``all=True``)."""
+        if ids is None and not all:
+            raise crew.SettingError("terminate needs ids or all=True")
+        targets = set(self.workers()) if all else {int(pid) for pid in ids}
+        known = set(self.workers())
+        ended = []
+        processes = []
+        for pid in sorted(targets & known):
+            try:
+                process = psutil.Process(pid)
+                process.terminate()
+                processes.append(process)
+                ended.append(pid)
+            except psutil.NoSuchProcess:
+                continue
+        _, alive = psutil.wait_procs(processes, timeout=5)
+        for process in alive:
+            process.kill()
+        return ended
+
+
+def _is_worker(cmdline: list[str]) -> bool:
+    if any(word.endswith("crew-worker") for word in cmdline[:2]):
+        return True
+    return "-m" in cmdline and "crew.worker" in cmdline

@@ -1,0 +1,11 @@
+"""crew-local passes the conformance kit that every launcher plugin runs."""
+
+import crew.testing
+from crew_local import local_controller
+
+
+class TestLocalConformance(crew.testing.ControllerSuite):
+    seconds_timeout = 30
+
+    def make_controller(self, **options):
+        return local_controller(**options)

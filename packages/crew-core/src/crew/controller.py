@@ -265,6 +265,39 @@ class Controller:
         self._submit(task, scale)
         return task.name
 
+    def _push_with_callback(self, callback: Callable[[Result], None], command, **options: Any) -> str:
+        """Push like :meth:`push`; ``callback(result)`` runs in the controller's loop thread when
+        the task resolves (keep it short). For adapters such as the Executor."""
+        scale = options.pop("scale", True)
+        task = self._make_task(command, options.pop("args", ()), options.pop("kwargs", None), options.pop("data", None),
+                               options.pop("globals", None), options.pop("name", None), options.pop("seed", None),
+                               options.pop("seconds_timeout", None), None)
+        if options:
+            raise SettingError(f"unknown push options: {sorted(options)}")
+        task.callback = callback
+        self._submit(task, scale)
+        return task.name
+
+    def _claim(self, name: str) -> Result | None:
+        """Take one resolved result by name out of the poppable results (None if not there)."""
+        with self._cond:
+            result = self._done.pop(name, None)
+        if result is not None:
+            self._names.discard(name)
+        return result
+
+    def executor(self, **options: Any):
+        """A :class:`concurrent.futures.Executor` that runs its calls as this controller's tasks."""
+        from .executor import Executor
+
+        return Executor(self, **options)
+
+    async def push_async(self, command: Callable | str, **options: Any) -> Result:
+        """Push a task and await its :class:`crew.Result` (``options`` as for :meth:`push`)."""
+        from .executor import push_async
+
+        return await push_async(self, command, **options)
+
     def _make_task(self, command, args, kwargs, data, globals_, name, seed, seconds_timeout, blob) -> _Task:
         self._raise_error()
         if self._terminated:
@@ -353,8 +386,13 @@ class Controller:
         self._names.discard(name)
         return result
 
-    def collect(self, scale: bool = True) -> list[Result]:
-        """Every result not yet popped (an empty list when there is none)."""
+    def collect(self, scale: bool = True, frame: bool = False) -> "list[Result] | Any":
+        """Every result not yet popped (an empty list when there is none); with ``frame=True``,
+        a pandas DataFrame with one row per result and the result's fields as columns."""
+        if frame:
+            from ._frame import results_frame
+
+            return results_frame(self.collect(scale=scale))
         self._raise_error()
         if scale:
             self._want_scale()
@@ -365,10 +403,18 @@ class Controller:
             self._names.discard(result.name)
         return results
 
-    def wait(self, mode: str = "all", seconds_timeout: float | None = None, scale: bool = True) -> bool:
+    def wait(
+        self, mode: str = "all", seconds_timeout: float | None = None, scale: bool = True, progress: bool = False
+    ) -> bool:
         """Block until every task is resolved (``mode="all"``) or one result can be popped
-        (``"one"``). Return False if ``seconds_timeout`` passed first."""
+        (``"one"``). Return False if ``seconds_timeout`` passed first. ``progress=True`` shows a
+        live progress bar on a terminal."""
         validate.choice("mode", mode, ("all", "one"))
+        if progress:
+            from ._progress import Progress
+
+            with Progress(self):
+                return self.wait(mode, seconds_timeout, scale)
         if seconds_timeout is not None:
             seconds_timeout = validate.number("seconds_timeout", seconds_timeout)
         deadline = math.inf if seconds_timeout is None else time.monotonic() + seconds_timeout
@@ -458,6 +504,7 @@ class Controller:
         seed: int | None = None,
         seconds_timeout: float | None = None,
         error: str = "stop",
+        progress: bool = False,
     ) -> list[Result]:
         """Run one task per element of ``iterate`` (see :meth:`walk`), wait, and return their
         results in order. ``error``: ``"stop"`` raises :class:`crew.TaskError` for the first task
@@ -465,7 +512,13 @@ class Controller:
         validate.choice("error", error, ("stop", "warn", "silent"))
         pushed = self.walk(command, iterate, data=data, globals=globals, names=names, seed=seed,
                            seconds_timeout=seconds_timeout)
-        self._wait_for(pushed)
+        if progress:
+            from ._progress import Progress
+
+            with Progress(self, total=len(pushed)):
+                self._wait_for(pushed)
+        else:
+            self._wait_for(pushed)
         with self._cond:
             results = [self._done.pop(name) for name in pushed]
         for name in pushed:

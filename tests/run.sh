@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs (Debian packages for SLURM
+# and Son of Grid Engine, nox from PyPI), starts both clusters, then runs every nox test session.
+# Usage: bash tests/run.sh [nox options...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T0=$SECONDS
+step() { echo "=== [tests/run.sh +$((SECONDS - T0))s] $*"; }
+
+step "starting SLURM"
+bash tests/clusters/slurm/start.sh
+step "starting Son of Grid Engine"
+bash tests/clusters/sge/start.sh
+export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
+
+step "installing nox"
+python3 -m pip install --quiet --disable-pip-version-check nox
+
+step "running the test sessions"
+status=0
+python3 -m nox --no-color -s tests docs bench_quick "$@" || status=$?
+
+step "stopping the clusters"
+bash tests/clusters/sge/stop.sh || true
+bash tests/clusters/slurm/stop.sh || true
+step "done (exit $status)"
+exit $status

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import plumbum
 from plumbum.commands.processes import CommandNotFound, ProcessTimedOut
+from plumbum.machines.base import BaseMachine
 from plumbum.machines.local import LocalMachine
 
 from . import validate
@@ -40,6 +41,8 @@ __all__ = [
     "ClusterLauncher",
     "ClusterMonitor",
     "DEFAULT_SCRIPT_DIRECTORY",
+    "DIRECTIVE_VALUE",
+    "DIRECTIVE_LINE",
     "render_script",
     "job_name",
     "cluster_controller",
@@ -93,6 +96,8 @@ def _run_command(machine: Any, argv: Sequence[str], stdin: str | None, seconds_t
         code, out, err = command.run(retcode=None, timeout=seconds_timeout)
     except ProcessTimedOut:
         raise SchedulerError(text, f"no answer within {seconds_timeout:g} seconds") from None
+    except OSError as error:  # e.g. a path to a command that does not exist or cannot run
+        raise SchedulerError(text, f"{argv[0]} could not run: {error.strerror or error}") from None
     if code != 0:
         message = "\n".join(part.strip() for part in (err, out) if part and part.strip())
         raise SchedulerError(text, message or "(no output)", code)
@@ -107,17 +112,18 @@ def _command_words(name: str, value: Any) -> list[str]:
     return words
 
 
-def _one_line(name: str, value: str | None) -> str | None:
-    """Reject values that would break a directive line of the job script."""
-    if value is not None and ("\n" in value or "\r" in value):
-        raise SettingError(f"{name} must fit on one line, not {value!r}")
-    return value
+DIRECTIVE_VALUE = r"[^\s]+"
+"""What a value written unquoted into a directive may hold: no spaces, no line breaks."""
+DIRECTIVE_LINE = r"[^\r\n]+"
+"""What an extra directive may hold: one line."""
 
 
-def _no_space(name: str, value: str | None) -> str | None:
-    """Reject whitespace in a value that goes into a directive unquoted (e.g. a log path)."""
-    if value is not None and re.search(r"\s", value):
-        raise SettingError(f"{name} must not contain spaces (schedulers split directives on them), not {value!r}")
+def _machine(value: Any) -> Any:
+    """A plumbum machine (``plumbum.local`` for None)."""
+    if value is None:
+        return plumbum.local
+    if not isinstance(value, BaseMachine):
+        raise SettingError(f"machine must be a plumbum machine (e.g. plumbum.local or a plumbum.SshMachine), not {value!r}")
     return value
 
 
@@ -135,7 +141,8 @@ class ClusterLauncher(Launcher, abc.ABC):
         log_output: where a worker's standard output goes (scheduler's path syntax). Default: one
             file per array task in ``<script_directory>/logs``.
         log_error: where a worker's standard error goes. Default: one file per array task there.
-        job_name: the jobs' name; default ``crew-<launcher name>``. Made safe for every scheduler.
+        job_name: the jobs' name; default the launcher's name with a ``crew`` prefix (monitors find
+            crew's jobs by that prefix). Made safe for every scheduler.
         command_submit: the submit command (a string or a list of words); default the scheduler's.
         command_cancel: the cancel command; default the scheduler's.
         machine: the plumbum machine that runs the commands and holds the files (default
@@ -182,19 +189,23 @@ class ClusterLauncher(Launcher, abc.ABC):
     ):
         super().__init__(name=name, workers=workers, **options)
         directory = script_directory if script_directory is not None else DEFAULT_SCRIPT_DIRECTORY
-        self.script_directory = _no_space("script_directory", validate.path("script_directory", directory))
+        self.script_directory = validate.path("script_directory", directory)
         self.script_lines = validate.strings("script_lines", script_lines)
         self.extra_directives = [
-            _one_line("extra_directives", item) for item in validate.strings("extra_directives", extra_directives)
+            validate.text("extra_directives", item, pattern=DIRECTIVE_LINE)
+            for item in validate.strings("extra_directives", extra_directives)
         ]
-        self.log_output = _no_space("log_output", _one_line("log_output", validate.text("log_output", log_output, allow_none=True)))
-        self.log_error = _no_space("log_error", _one_line("log_error", validate.text("log_error", log_error, allow_none=True)))
+        self.log_output = validate.text("log_output", log_output, allow_none=True, pattern=DIRECTIVE_VALUE)
+        self.log_error = validate.text("log_error", log_error, allow_none=True, pattern=DIRECTIVE_VALUE)
+        if (log_output is None or log_error is None) and re.search(r"\s", self.script_directory):
+            raise SettingError(
+                f"script_directory holds the default logs, so it must not contain spaces, not "
+                f"{self.script_directory!r}: choose another one, or give log_output and log_error"
+            )
         self._job_name = validate.text("job_name", job_name, allow_none=True)
-        self.command_submit = _command_words("command_submit", command_submit or self.default_submit)
-        self.command_cancel = _command_words("command_cancel", command_cancel or self.default_cancel)
-        self.machine = plumbum.local if machine is None else machine
-        if not callable(getattr(self.machine, "__getitem__", None)):
-            raise SettingError(f"machine must be a plumbum machine (e.g. plumbum.local), not {machine!r}")
+        self.command_submit = _command_words("command_submit", self.default_submit if command_submit is None else command_submit)
+        self.command_cancel = _command_words("command_cancel", self.default_cancel if command_cancel is None else command_cancel)
+        self.machine = _machine(machine)
         self.seconds_status = validate.number("seconds_status", seconds_status, minimum=0)
         self.job_ids: list[str] = []
         """Every job this launcher submitted, in order (one per scaling round)."""
@@ -232,9 +243,11 @@ class ClusterLauncher(Launcher, abc.ABC):
     # ------------------------------------------------------------------ scripts
     @property
     def job_name(self) -> str:
-        """The name the jobs get: ``job_name`` if given, else ``crew-<launcher name>``."""
-        chosen = self._job_name or (f"crew-{self.name}" if self.name else "crew")
-        return job_name(chosen, self.job_name_limit)
+        """The name the jobs get: ``job_name`` if given, else the launcher's name, starting with ``crew``."""
+        if self._job_name:
+            return job_name(self._job_name, self.job_name_limit)
+        chosen = self.name or "crew"
+        return job_name(chosen if chosen.startswith("crew") else f"crew-{chosen}", self.job_name_limit)
 
     @property
     def log_directory(self) -> str:
@@ -406,10 +419,8 @@ class ClusterMonitor(Monitor):
         seconds_timeout: float = 60.0,
     ):
         self.job_name = validate.text("job_name", job_name)
-        self.machine = plumbum.local if machine is None else machine
-        if not callable(getattr(self.machine, "__getitem__", None)):
-            raise SettingError(f"machine must be a plumbum machine (e.g. plumbum.local), not {machine!r}")
-        self.command_cancel = _command_words("command_cancel", command_cancel or self.default_cancel)
+        self.machine = _machine(machine)
+        self.command_cancel = _command_words("command_cancel", self.default_cancel if command_cancel is None else command_cancel)
         self.seconds_timeout = validate.number("seconds_timeout", seconds_timeout, exclusive_minimum=True)
 
     def _run(self, argv: Sequence[str], stdin: str | None = None) -> str:
@@ -468,29 +479,30 @@ def cluster_controller(
     host: str | None = None,
     port: int | None = None,
     tls: Any = None,
-    serializer: Any = None,
-    profile: Any = None,
+    serializer: str | None = None,
+    profile: str | None = None,
     seconds_interval: float = 0.25,
-    seconds_timeout: float = 60,
+    seconds_timeout: float = 60.0,
     reset_globals: bool = True,
     reset_modules: bool = False,
     garbage_collection: bool = False,
     crashes_max: int = 5,
     backup: Any = None,
 ):
-    """A :class:`crew.Controller` (not started) with a :class:`crew.Client` and the given launcher.
+    """A validated :class:`crew.Controller` (not started) with a :class:`crew.Client` and ``launcher``.
 
-    The shared tail of every scheduler's ``*_controller(...)`` helper.
+    The shared tail of every scheduler's ``*_controller(...)`` helper; the arguments are those of
+    :class:`crew.Client` and :class:`crew.Controller`.
     """
     from .client import Client
     from .controller import Controller
-    from .tls import TLS
 
     client = Client(
-        host=host, port=port, tls=TLS() if tls is None else tls, serializer=serializer, profile=profile,
+        host=host, port=port, tls=tls, serializer=serializer, profile=profile,
         seconds_interval=seconds_interval, seconds_timeout=seconds_timeout,
     )
-    return Controller(
+    controller = Controller(
         client, launcher, reset_globals=reset_globals, reset_modules=reset_modules,
         garbage_collection=garbage_collection, crashes_max=crashes_max, backup=backup,
     )
+    return controller.validate()

@@ -1,0 +1,185 @@
+"""SlurmMonitor: crew's SLURM jobs from ``squeue`` (and ``sacct``), cancelled with ``scancel``."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from crew import SchedulerError, validate
+from crew.cluster import DEFAULT_SCRIPT_DIRECTORY, ClusterMonitor
+
+__all__ = ["SlurmMonitor", "parse_squeue", "parse_sacct", "STATES"]
+
+_logger = logging.getLogger("crew.slurm")
+
+STATES = {
+    "PENDING": "pending", "REQUEUED": "pending", "REQUEUE_FED": "pending", "REQUEUE_HOLD": "pending",
+    "RESV_DEL_HOLD": "pending", "CONFIGURING": "pending", "POWER_UP_NODE": "pending",
+    "RUNNING": "running", "COMPLETING": "running", "SUSPENDED": "running", "STOPPED": "running",
+    "SIGNALING": "running", "STAGE_OUT": "running", "RESIZING": "running",
+    "COMPLETED": "done",
+    "CANCELLED": "cancelled", "REVOKED": "cancelled",
+    "FAILED": "failed", "TIMEOUT": "failed", "NODE_FAIL": "failed", "PREEMPTED": "failed",
+    "BOOT_FAIL": "failed", "DEADLINE": "failed", "OUT_OF_MEMORY": "failed", "SPECIAL_EXIT": "failed",
+}
+"""SLURM's job states (``squeue -o %T`` / ``sacct -o State``) and what crew calls them."""
+
+_SQUEUE_FORMAT = "%i|%K|%T|%r|%N|%S|%j"
+_SACCT_FORMAT = "JobID,State,Reason,NodeList,Start,JobName"
+_NO_VALUE = ("", "N/A", "None", "(null)", "Unknown", "None assigned")
+_PENDING_ARRAY = re.compile(r"(\d+)_\[([^\]]+)\]")
+
+
+def _value(text: str) -> str | None:
+    text = text.strip()
+    return None if text in _NO_VALUE else text
+
+
+def _time(text: str) -> datetime.datetime | None:
+    text = text.strip()
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _indices(spec: str) -> list[int]:
+    """The array indices in SLURM's notation ``1-3,7,9-11%4`` (the ``%`` limit is dropped)."""
+    indices: list[int] = []
+    for part in spec.split("%")[0].split(","):
+        first, _, last = part.partition("-")
+        step = 1
+        if ":" in last:
+            last, _, step_text = last.partition(":")
+            step = int(step_text)
+        indices += range(int(first), int(last or first) + 1, step)
+    return indices
+
+
+def parse_squeue(output: str) -> list[dict[str, Any]]:
+    """Rows from ``squeue --noheader --array --format=%i|%K|%T|%r|%N|%S|%j``.
+
+    Keys: ``id`` (``123_4`` for array task 4 of job 123), ``array_index``, ``name``, ``raw_state``,
+    ``reason``, ``node``, ``start_time`` (None while pending).
+    """
+    rows = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        # The name comes last and may itself hold the delimiter.
+        job_id, index, state, reason, node, start, name = line.split("|", 6)
+        pending = state.strip() == "PENDING"
+        rows.append(dict(
+            id=job_id.strip(),
+            array_index=int(index) if index.strip().isdigit() else None,
+            name=name.strip(),
+            raw_state=state.strip(),
+            reason=_value(reason),
+            node=None if pending else _value(node),
+            start_time=None if pending else _time(start),
+        ))
+    return rows
+
+
+def parse_sacct(output: str) -> list[dict[str, Any]]:
+    """Rows, in :func:`parse_squeue`'s keys, from ``sacct -X -n -P -o JobID,State,Reason,NodeList,Start,JobName``.
+
+    A pending array shown as ``123_[4-6]`` gives one row per task; a state such as
+    ``CANCELLED by 0`` is reduced to ``CANCELLED``.
+    """
+    rows = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        job_id, state, reason, node, start, name = line.split("|", 5)
+        raw_state = state.split()[0] if state.strip() else "UNKNOWN"
+        pending = _PENDING_ARRAY.fullmatch(job_id.strip())
+        if pending:
+            ids = [(f"{pending.group(1)}_{index}", index) for index in _indices(pending.group(2))]
+        else:
+            parent, _, index = job_id.strip().partition("_")
+            ids = [(job_id.strip(), int(index) if index.isdigit() else None)]
+        for row_id, array_index in ids:
+            rows.append(dict(
+                id=row_id, array_index=array_index, name=name.strip(), raw_state=raw_state,
+                reason=_value(reason), node=_value(node), start_time=_time(start),
+            ))
+    return rows
+
+
+class SlurmMonitor(ClusterMonitor):
+    """List, cancel and read the logs of the user's crew jobs on SLURM.
+
+    Arguments:
+        job_name: the prefix of crew's job names (default ``crew``).
+        machine: the plumbum machine that runs SLURM's commands (default ``plumbum.local``).
+        command_cancel: the cancel command (default ``scancel``).
+        seconds_timeout: how long one SLURM command may take.
+        accounting: also list finished jobs from ``sacct``: True, False, or None (the default)
+            to use it when SLURM's accounting is on.
+        script_directory: where :meth:`log` looks for default log files of jobs SLURM has
+            forgotten (the launchers' ``script_directory``).
+    """
+
+    default_cancel = "scancel"
+    states = STATES
+
+    def __init__(
+        self,
+        job_name: str = "crew",
+        machine: Any = None,
+        command_cancel: str | Sequence[str] | None = None,
+        seconds_timeout: float = 60.0,
+        accounting: bool | None = None,
+        script_directory: str | os.PathLike | None = None,
+    ):
+        super().__init__(job_name=job_name, machine=machine, command_cancel=command_cancel, seconds_timeout=seconds_timeout)
+        self.accounting = None if accounting is None else validate.flag("accounting", accounting)
+        directory = script_directory if script_directory is not None else DEFAULT_SCRIPT_DIRECTORY
+        self.script_directory = validate.path("script_directory", directory)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The user's crew jobs, one row per array task: in the queue, recently ended, and (with
+        accounting) ended earlier today."""
+        queue = self._run([
+            "squeue", "--noheader", "--me", "--array", "--states=all", f"--format={_SQUEUE_FORMAT}",
+        ])
+        found = {row["id"]: row for row in parse_squeue(queue)}
+        for row in self._accounted():
+            found.setdefault(row["id"], row)
+        return [self._row(**row) for row in found.values() if self._mine(row["name"])]
+
+    def _accounted(self) -> list[dict[str, Any]]:
+        """Rows from ``sacct`` (empty when accounting is off and not asked for)."""
+        if self.accounting is False:
+            return []
+        try:
+            return parse_sacct(self._run(["sacct", "-X", "-n", "-P", f"--format={_SACCT_FORMAT}"]))
+        except SchedulerError as error:
+            if self.accounting:
+                raise
+            _logger.debug("sacct unavailable, listing the queue only: %s", error)
+            return []
+
+    def log(self, id: Any) -> str:
+        """What the worker of job ``id`` (e.g. ``123_4``) wrote to its output and error logs."""
+        paths = self._log_paths(str(id))
+        texts = [self._read(path) for path in dict.fromkeys(paths)]
+        return "".join(text if text.endswith("\n") or not text else text + "\n" for text in texts)
+
+    def _log_paths(self, job_id: str) -> list[str]:
+        """The worker's log files: from ``scontrol show job``, or the default names if SLURM forgot it."""
+        try:
+            details = self._run(["scontrol", "show", "job", job_id])
+        except SchedulerError:
+            details = ""
+        paths = re.findall(r"\bStd(?:Out|Err)=(\S+)", details)
+        if paths:
+            return paths
+        job, _, index = job_id.partition("_")
+        logs = self.machine.path(os.path.join(self.script_directory, "logs"))
+        return sorted(str(path) for suffix in ("out", "err") for path in logs // f"*_{job}_{index or '*'}.{suffix}")

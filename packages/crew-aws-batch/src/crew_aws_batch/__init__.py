@@ -1,0 +1,34 @@
+"""crew on AWS Batch: auto-scaled crew workers as AWS Batch (array) jobs.
+
+``aws_batch_controller(...)`` builds a controller; ``AwsBatchLauncher`` is its launcher,
+``AwsBatchMonitor`` lists and ends the jobs and reads their logs, ``AwsBatchDefinition``
+manages the job definition. ``crew_aws_batch.testing`` (extra ``[test]``) runs the jobs of a
+local, moto-backed AWS Batch as local processes for tests.
+"""
+
+from __future__ import annotations
+
+from crew.plugins import Plugin
+
+from .controller import aws_batch_controller
+from .definition import AwsBatchDefinition
+from .launcher import AwsBatchHandle, AwsBatchLauncher
+from .monitor import AwsBatchMonitor
+
+__all__ = [
+    "AwsBatchDefinition",
+    "AwsBatchHandle",
+    "AwsBatchLauncher",
+    "AwsBatchMonitor",
+    "aws_batch_controller",
+    "plugin",
+]
+
+plugin = Plugin(
+    name="aws_batch",
+    package="crew-aws-batch",
+    controller=aws_batch_controller,
+    launcher=AwsBatchLauncher,
+    monitor=AwsBatchMonitor,
+)
+"""What this package registers under the ``crew.launchers`` entry-point group."""

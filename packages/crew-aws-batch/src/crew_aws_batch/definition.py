@@ -1,0 +1,230 @@
+"""AwsBatchDefinition: register, describe and deregister the job definition crew's workers use."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from crew import validate
+from crew.errors import SettingError
+
+from ._aws import _Connection, _environment_list
+from ._options import _memory_mebibytes, _number_text, _retry_strategy
+
+__all__ = ["AwsBatchDefinition"]
+
+_PLATFORMS = ("EC2", "FARGATE")
+
+
+class AwsBatchDefinition:
+    """The job definition (and queue) of a crew deployment on AWS Batch.
+
+    Arguments:
+        job_queue: name or ARN of the job queue the workers run in.
+        job_definition: the job definition's name (its family; revisions are numbered by AWS).
+        log_group: the CloudWatch Logs group the awslogs driver writes to.
+        region, endpoint_url, aws_profile, aws_credentials, seconds_timeout: the AWS connection,
+            as for :class:`crew_aws_batch.AwsBatchLauncher`.
+    """
+
+    def __init__(
+        self,
+        job_queue: str,
+        job_definition: str,
+        log_group: str = "/aws/batch/job",
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        aws_profile: str | None = None,
+        aws_credentials: Mapping[str, str] | None = None,
+        seconds_timeout: float = 60.0,
+    ):
+        self.job_queue = validate.text("job_queue", job_queue)
+        self.job_definition = validate.text("job_definition", job_definition, pattern=r"[A-Za-z0-9_-]{1,128}")
+        self.log_group = validate.text("log_group", log_group)
+        self.connection = _Connection(
+            region=region,
+            endpoint_url=endpoint_url,
+            aws_profile=aws_profile,
+            aws_credentials=aws_credentials,
+            seconds_timeout=seconds_timeout,
+        )
+
+    def registration(
+        self,
+        image: str,
+        *,
+        cpus: float = 1,
+        memory_gigabytes: float | None = None,
+        memory_mebibytes: int | None = None,
+        gpus: int | None = None,
+        job_role_arn: str | None = None,
+        execution_role_arn: str | None = None,
+        platform_capabilities: str | Sequence[str] | None = None,
+        timeout: int | None = None,
+        tags: Mapping[str, str] | None = None,
+        propagate_tags: bool | None = None,
+        parameters: Mapping[str, str] | None = None,
+        retry_strategy: int | Mapping[str, Any] | None = None,
+        environment: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
+        container_properties: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The ``register_job_definition`` request :meth:`register` sends (a dry run).
+
+        Memory defaults to 2 GiB. ``container_properties`` adds further ContainerProperties fields
+        (e.g. ``networkConfiguration`` for Fargate); the log configuration is always awslogs into
+        ``log_group``.
+        """
+        image = validate.text("image", image)
+        cpus = validate.number("cpus", cpus, exclusive_minimum=True)
+        memory = _memory_mebibytes(memory_gigabytes, memory_mebibytes) or 2048
+        gpus = validate.integer("gpus", gpus, minimum=1, allow_none=True)
+        job_role_arn = validate.text("job_role_arn", job_role_arn, allow_none=True, pattern=r"arn:\S+")
+        execution_role_arn = validate.text("execution_role_arn", execution_role_arn, allow_none=True, pattern=r"arn:\S+")
+        platforms = validate.strings("platform_capabilities", platform_capabilities, allow_none=True)
+        for platform in platforms or []:
+            validate.choice("platform_capabilities", platform, _PLATFORMS)
+        timeout = validate.integer("timeout", timeout, minimum=60, allow_none=True)
+        tags = validate.mapping("tags", tags, values=str)
+        if propagate_tags is not None:
+            propagate_tags = validate.flag("propagate_tags", propagate_tags)
+        parameters = validate.mapping("parameters", parameters, values=str)
+        retry = _retry_strategy(retry_strategy)
+        environment = validate.mapping("environment", environment, values=str)
+        command = validate.strings("command", command, allow_none=True)
+        extra = validate.mapping("container_properties", container_properties)
+        if platforms and "FARGATE" in platforms and execution_role_arn is None:
+            raise SettingError("platform_capabilities=['FARGATE'] needs execution_role_arn")
+
+        requirements = [
+            {"type": "VCPU", "value": _number_text(cpus)},
+            {"type": "MEMORY", "value": str(memory)},
+        ]
+        if gpus is not None:
+            requirements.append({"type": "GPU", "value": str(gpus)})
+        properties: dict[str, Any] = copy.deepcopy(extra or {})
+        properties.update(
+            {
+                "image": image,
+                "resourceRequirements": requirements,
+                "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": self.log_group}},
+            }
+        )
+        if command is not None:
+            properties["command"] = command
+        if environment:
+            properties["environment"] = _environment_list(environment)
+        if job_role_arn is not None:
+            properties["jobRoleArn"] = job_role_arn
+        if execution_role_arn is not None:
+            properties["executionRoleArn"] = execution_role_arn
+        request: dict[str, Any] = {
+            "jobDefinitionName": self.job_definition,
+            "type": "container",
+            "containerProperties": properties,
+        }
+        if platforms:
+            request["platformCapabilities"] = list(platforms)
+        if timeout is not None:
+            request["timeout"] = {"attemptDurationSeconds": timeout}
+        if tags is not None:
+            request["tags"] = tags
+        if propagate_tags is not None:
+            request["propagateTags"] = propagate_tags
+        if parameters is not None:
+            request["parameters"] = parameters
+        if retry is not None:
+            request["retryStrategy"] = retry
+        return request
+
+    def register(self, image: str, **settings: Any) -> dict[str, Any]:
+        """Register a new revision; return ``{"name", "revision", "arn"}``.
+
+        Takes the arguments of :meth:`registration`.
+        """
+        reply = self.connection.call("batch", "register_job_definition", **self.registration(image, **settings))
+        return {
+            "name": reply["jobDefinitionName"],
+            "revision": reply["revision"],
+            "arn": reply["jobDefinitionArn"],
+        }
+
+    def describe(self, revision: int | None = None, active: bool = True) -> list[dict[str, Any]]:
+        """The revisions of the job definition (only ACTIVE ones unless ``active=False``), oldest first.
+
+        Each is a dict: name, revision, arn, status, type, image, cpus, memory_mebibytes, gpus,
+        job_role_arn, execution_role_arn, platform_capabilities, log_group, timeout, tags, raw
+        (AWS's full description).
+        """
+        revision = validate.integer("revision", revision, minimum=1, allow_none=True)
+        active = validate.flag("active", active)
+        parameters: dict[str, Any] = {"jobDefinitionName": self.job_definition}
+        if active:
+            parameters["status"] = "ACTIVE"
+        found = self.connection.pages("batch", "describe_job_definitions", "jobDefinitions", **parameters)
+        rows = [_definition_row(item) for item in found if item.get("jobDefinitionName") == self.job_definition]
+        if revision is not None:
+            rows = [row for row in rows if row["revision"] == revision]
+        return sorted(rows, key=lambda row: row["revision"])
+
+    def deregister(self, revision: int | None = None) -> dict[str, Any]:
+        """Deregister one revision (default: the newest active one); return its description."""
+        revision = validate.integer("revision", revision, minimum=1, allow_none=True)
+        revisions = self.describe(revision=revision, active=True)
+        if not revisions:
+            which = f"revision {revision}" if revision is not None else "revision"
+            raise SettingError(f"job definition {self.job_definition!r} has no active {which}")
+        target = revisions[-1]
+        self.connection.call("batch", "deregister_job_definition", jobDefinition=target["arn"])
+        return target
+
+    def monitor(self, **settings: Any) -> Any:
+        """An :class:`crew_aws_batch.AwsBatchMonitor` of this queue and definition, same connection."""
+        from .monitor import AwsBatchMonitor
+
+        return AwsBatchMonitor(self.job_queue, self.job_definition, log_group=self.log_group, **self._connection_settings(), **settings)
+
+    def controller(self, **settings: Any) -> Any:
+        """An (unstarted) :func:`crew_aws_batch.aws_batch_controller` for this queue and definition."""
+        from .controller import aws_batch_controller
+
+        return aws_batch_controller(job_queue=self.job_queue, job_definition=self.job_definition, **self._connection_settings(), **settings)
+
+    def _connection_settings(self) -> dict[str, Any]:
+        return {
+            "region": self.connection.region,
+            "endpoint_url": self.connection.endpoint_url,
+            "aws_profile": self.connection.aws_profile,
+            "aws_credentials": self.connection.aws_credentials,
+        }
+
+    def __repr__(self) -> str:
+        return f"AwsBatchDefinition(job_queue={self.job_queue!r}, job_definition={self.job_definition!r}, log_group={self.log_group!r})"
+
+
+def _definition_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    properties = item.get("containerProperties") or {}
+    requirements = {entry.get("type"): entry.get("value") for entry in properties.get("resourceRequirements") or []}
+    memory = requirements.get("MEMORY", properties.get("memory"))
+    cpus = requirements.get("VCPU", properties.get("vcpus"))
+    options = (properties.get("logConfiguration") or {}).get("options") or {}
+    return {
+        "name": item.get("jobDefinitionName"),
+        "revision": item.get("revision"),
+        "arn": item.get("jobDefinitionArn"),
+        "status": item.get("status"),
+        "type": item.get("type"),
+        "image": properties.get("image"),
+        "cpus": float(cpus) if cpus is not None else None,
+        "memory_mebibytes": int(memory) if memory is not None else None,
+        "gpus": int(requirements["GPU"]) if "GPU" in requirements else None,
+        "job_role_arn": properties.get("jobRoleArn"),
+        "execution_role_arn": properties.get("executionRoleArn"),
+        "platform_capabilities": list(item.get("platformCapabilities") or []),
+        "log_group": options.get("awslogs-group"),
+        "timeout": (item.get("timeout") or {}).get("attemptDurationSeconds"),
+        "tags": dict(item.get("tags") or {}),
+        "raw": dict(item),
+    }

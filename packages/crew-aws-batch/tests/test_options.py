@@ -169,16 +169,23 @@ def test_definition_and_monitor_validate():
         definition.registration("image", platform_capabilities="FARGATE")
 
 
-def test_controller_defaults_mirror_local_controller():
+LOCAL_CONTROLLER = [
+    ("name", None), ("workers", 1), ("host", "127.0.0.1"), ("port", None), ("tls", None), ("serializer", None),
+    ("profile", None), ("seconds_interval", 0.25), ("seconds_timeout", 60.0), ("seconds_launch", 30.0),
+    ("seconds_idle", math.inf), ("seconds_wall", math.inf), ("tasks_max", math.inf), ("tasks_timers", 0),
+    ("reset_globals", True), ("reset_modules", False), ("garbage_collection", False), ("python", None),
+    ("metrics", None), ("crashes_max", 5), ("backup", None),
+]
+"""crew_local.local_controller's arguments and defaults, which every plugin helper takes."""
+
+
+def test_controller_takes_local_controller_arguments():
     import inspect
 
-    import crew_local
-
     ours = inspect.signature(aws_batch_controller).parameters
-    theirs = inspect.signature(crew_local.local_controller).parameters
-    assert list(ours)[: len(theirs)] == list(theirs)
-    differ = {name for name in theirs if ours[name].default != theirs[name].default}
+    assert list(ours)[: len(LOCAL_CONTROLLER)] == [name for name, _ in LOCAL_CONTROLLER]
+    differ = {name for name, default in LOCAL_CONTROLLER if ours[name].default != default}
     # host: an address the VPC can reach; seconds_launch: containers start slower than local processes
-    assert differ == {"host", "seconds_launch"} and ours["host"].default is None
-    assert ours["seconds_launch"].default == 60
-    assert math.isinf(ours["seconds_idle"].default)
+    assert differ == {"host", "seconds_launch"}
+    assert ours["host"].default is None and ours["seconds_launch"].default == 60
+    assert {"job_queue", "job_definition"} <= {name for name, item in ours.items() if item.default is inspect.Parameter.empty}

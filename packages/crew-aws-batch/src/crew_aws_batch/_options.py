@@ -22,6 +22,9 @@ NAME_MAX = 128
 RESERVED_VARIABLES = ("CREW_SECRET", "CREW_TLS_CERTIFICATE")
 """Variables crew sets for its workers; the user's environment may not set them."""
 
+DEFAULT_ENVIRONMENT = {"PYTHONUNBUFFERED": "1"}
+"""Set for every worker (the user's environment may override it): output reaches CloudWatch at once."""
+
 _CONTAINER_OVERRIDE_KEYS = ("vcpus", "memory", "instanceType", "environment", "resourceRequirements")
 _NODE_OVERRIDE_KEYS = ("numNodes", "nodePropertyOverrides")
 _EKS_OVERRIDE_KEYS = ("podProperties", "metadata")
@@ -252,7 +255,9 @@ def _container_overrides(
     """A ContainerOverrides structure: the user's, plus crew's command, environment and resources."""
     overrides = copy.deepcopy(dict(base or {}))
     overrides["command"] = list(command)
-    overrides["environment"] = _merge_environment(overrides.get("environment"), options.environment, secret)
+    overrides["environment"] = _merge_environment(
+        overrides.get("environment"), DEFAULT_ENVIRONMENT, options.environment, secret
+    )
     wanted = _resource_requirements(options)
     if wanted:
         kept = [item for item in overrides.get("resourceRequirements", []) if item.get("type") not in wanted]
@@ -269,7 +274,7 @@ def _eks_override(options: _Options, command: list[str], secret: Mapping[str, st
         containers.append({})
     first = containers[0]
     first["command"] = list(command)
-    first["env"] = _merge_environment(first.get("env"), options.environment, secret)
+    first["env"] = _merge_environment(first.get("env"), DEFAULT_ENVIRONMENT, options.environment, secret)
     limits = {}
     if options.cpus is not None:
         limits["cpu"] = _number_text(options.cpus)

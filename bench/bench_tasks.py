@@ -1,0 +1,24 @@
+"""The tasks every peer runs. Importable by name, so a worker unpickles them by reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def inc(x: int) -> int:
+    """The trivial task: ``x + 1``."""
+    return x + 1
+
+
+def size_of(payload: bytes) -> int:
+    """The payload task: takes a payload and returns its length."""
+    return len(payload)
+
+
+def by_value() -> Callable[[int], int]:
+    """An ``x + 1`` that cannot be imported by name (a closure), so it travels by value."""
+
+    def inc_by_value(x: int) -> int:
+        return x + 1
+
+    return inc_by_value

@@ -1,0 +1,341 @@
+"""One adapter per task framework, and the measurements every adapter goes through.
+
+An adapter builds its pool of 2 worker processes in :meth:`Peer.open` and runs a list of calls
+(:meth:`Peer.many`: all pushed at once, then all collected) or one call (:meth:`Peer.one`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench_tasks import by_value, inc, size_of
+from common import clock, latency_summary, rate
+
+WORKERS = 2
+
+
+class Skip(Exception):
+    """The peer cannot run here (not installed); the message says why."""
+
+
+class Peer:
+    """Base class: a framework with ``WORKERS`` worker processes."""
+
+    name = "peer"
+    label = "peer"
+    modules: tuple[str, ...] = ()
+    by_value = True  # can it ship a function that is not importable by name?
+
+    def check(self) -> None:
+        for module in self.modules:
+            if importlib.util.find_spec(module) is None:
+                raise Skip(f"{module} is not installed")
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def many(self, function: Callable, args: Sequence[Any]) -> list:
+        raise NotImplementedError
+
+    def one(self, function: Callable, arg: Any) -> Any:
+        return self.many(function, [arg])[0]
+
+    def close(self) -> None:
+        pass
+
+    def extra(self, config: dict) -> dict:
+        """Measurements only this peer makes."""
+        return {}
+
+    def _wrapped(self, function: Callable, wrap: Callable) -> Any:
+        """``wrap(function)``, made once per function (for frameworks that decorate tasks)."""
+        cache = self.__dict__.setdefault("_wraps", {})
+        if id(function) not in cache:
+            cache[id(function)] = (function, wrap(function))
+        return cache[id(function)][1]
+
+
+class CrewLocal(Peer):
+    name = "crew-local"
+    label = "crew-local"
+    modules = ("crew", "crew_local")
+
+    def open(self) -> None:
+        import crew_local
+
+        self.controller = crew_local.local_controller(workers=WORKERS)
+        self.controller.start()
+
+    def many(self, function, args):
+        push = self.controller.push
+        for arg in args:
+            push(function, args=(arg,))
+        self.controller.wait()
+        results = self.controller.collect()
+        return [_value(result) for result in results]
+
+    def one(self, function, arg):
+        controller = self.controller
+        controller.push(function, args=(arg,))
+        controller.wait(mode="one")
+        return _value(controller.pop())
+
+    def close(self) -> None:
+        self.controller.terminate()
+
+    def extra(self, config: dict) -> dict:
+        """crew's own bulk call, ``Controller.map`` (one task per element, results in order)."""
+        maps = {}
+        for tasks in config["counts"]:
+            start = clock()
+            results = self.controller.map(inc, {"x": range(tasks)})
+            seconds = clock() - start
+            _check([_value(result) for result in results], tasks)
+            maps[str(tasks)] = rate(tasks, seconds)
+        return {"map": maps}
+
+
+def _value(result) -> Any:
+    if result.status != "success":
+        raise RuntimeError(f"crew task failed: {result.status}: {result.error}")
+    return result.result
+
+
+class _Futures(Peer):
+    """A concurrent.futures executor: submit loop, then results."""
+
+    executor: Any
+
+    def many(self, function, args):
+        submit = self.executor.submit
+        futures = [submit(function, arg) for arg in args]
+        return [future.result() for future in futures]
+
+    def one(self, function, arg):
+        return self.executor.submit(function, arg).result()
+
+
+class ProcessPool(_Futures):
+    name = "ppe"
+    label = "ProcessPoolExecutor"
+    by_value = False  # plain pickle: functions go by reference only
+
+    def open(self) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.executor = ProcessPoolExecutor(max_workers=WORKERS)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+    def extra(self, config: dict) -> dict:
+        """``map`` at its best chunksize for each task count, and the start time with spawn."""
+        maps = {}
+        for tasks in config["counts"]:
+            tried = {}
+            for chunksize in _chunksizes(tasks):
+                start = clock()
+                total = sum(self.executor.map(inc, range(tasks), chunksize=chunksize))
+                tried[str(chunksize)] = tasks / (clock() - start)
+                if total != tasks * (tasks + 1) // 2:
+                    raise AssertionError("map returned wrong results")
+            best = max(tried, key=tried.get)
+            maps[str(tasks)] = {"tasks": tasks, "chunksize": int(best), "tasks_per_second": tried[best], "tried": tried}
+        return {"map": maps, "start_spawn_seconds": _spawn_start()}
+
+
+def _chunksizes(tasks: int) -> list[int]:
+    per_worker = -(-tasks // WORKERS)
+    return sorted({size for size in (16, 64, 256, 1024, 4096, per_worker) if size <= per_worker} or {per_worker})
+
+
+def _spawn_start() -> float:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    start = clock()
+    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn")) as executor:
+        executor.submit(inc, 0).result()
+        seconds = clock() - start
+    return seconds
+
+
+class Loky(_Futures):
+    name = "loky"
+    label = "loky"
+    modules = ("loky",)
+
+    def open(self) -> None:
+        import loky
+
+        self.executor = loky.get_reusable_executor(max_workers=WORKERS, timeout=600)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True, kill_workers=True)
+
+
+class Dask(Peer):
+    name = "dask"
+    label = "dask.distributed"
+    modules = ("distributed",)
+
+    def open(self) -> None:
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        self.cluster = LocalCluster(
+            n_workers=WORKERS, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=logging.ERROR,
+        )
+        self.client = Client(self.cluster)
+
+    def many(self, function, args):
+        return self.client.gather(self.client.map(function, list(args), pure=False))
+
+    def one(self, function, arg):
+        return self.client.submit(function, arg, pure=False).result()
+
+    def close(self) -> None:
+        self.client.close()
+        self.cluster.close()
+
+
+class Ray(Peer):
+    """Runs only where ray is installed already (the benchmark never installs it)."""
+
+    name = "ray"
+    label = "ray"
+    modules = ("ray",)
+
+    def open(self) -> None:
+        import ray
+
+        self.ray = ray
+        ray.init(num_cpus=WORKERS, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+
+    def many(self, function, args):
+        remote = self._wrapped(function, self.ray.remote)
+        return self.ray.get([remote.remote(arg) for arg in args])
+
+    def close(self) -> None:
+        self.ray.shutdown()
+
+
+class Parsl(Peer):
+    """Runs only where parsl is installed already (the benchmark never installs it)."""
+
+    name = "parsl"
+    label = "parsl HighThroughputExecutor"
+    modules = ("parsl",)
+
+    def open(self) -> None:
+        import parsl
+        from parsl.config import Config
+        from parsl.executors import HighThroughputExecutor
+        from parsl.providers import LocalProvider
+
+        provider = LocalProvider(init_blocks=1, max_blocks=1)
+        try:
+            executor = HighThroughputExecutor(address="127.0.0.1", max_workers_per_node=WORKERS, provider=provider)
+        except TypeError:  # older parsl
+            executor = HighThroughputExecutor(address="127.0.0.1", max_workers=WORKERS, provider=provider)
+        self.parsl = parsl
+        self.dfk = parsl.load(Config(executors=[executor]))
+
+    def many(self, function, args):
+        app = self._wrapped(function, self.parsl.python_app)
+        return [future.result() for future in [app(arg) for arg in args]]
+
+    def close(self) -> None:
+        self.dfk.cleanup()
+
+
+PEERS: dict[str, type[Peer]] = {peer.name: peer for peer in (CrewLocal, ProcessPool, Loky, Dask, Ray, Parsl)}
+
+
+def measure(peer: Peer, config: dict) -> dict[str, Any]:
+    """Every measurement of one peer, in a fresh process: start, throughput, latency, payloads."""
+    row: dict[str, Any] = {"name": peer.name, "label": peer.label}
+    start = clock()
+    peer.open()
+    first = peer.one(inc, 0)
+    row["start_seconds"] = clock() - start
+    if first != 1:
+        raise AssertionError(f"{peer.name}: inc(0) returned {first!r}")
+    try:
+        _check(peer.many(inc, range(config["warmup"])), config["warmup"])
+        row["throughput"] = {}
+        row["skipped"] = {}
+        previous = None
+        for tasks in config["counts"]:
+            if previous is not None:
+                estimate = tasks / previous
+                if estimate > config["budget_seconds"]:
+                    row["skipped"][str(tasks)] = f"estimated {estimate:.0f} s > budget {config['budget_seconds']:g} s"
+                    continue
+            row["throughput"][str(tasks)] = _throughput(peer, inc, tasks)
+            previous = row["throughput"][str(tasks)]["tasks_per_second"]
+        times = []
+        for i in range(config["latency_tasks"]):
+            begin = clock()
+            value = peer.one(inc, i)
+            times.append(clock() - begin)
+            if value != i + 1:
+                raise AssertionError(f"{peer.name}: inc({i}) returned {value!r}")
+        row["latency"] = latency_summary(times)
+        if peer.by_value:
+            function = by_value()
+            _check(peer.many(function, range(config["warmup"])), config["warmup"])
+            row["by_value"] = _throughput(peer, function, config["by_value_tasks"])
+        row["payload"] = {}
+        for size in config["payload_sizes"]:
+            row["payload"][str(size)] = _payload(peer, size, config)
+        row.update(peer.extra(config))
+    finally:
+        peer.close()
+    return row
+
+
+def _check(values: list, tasks: int) -> None:
+    if sorted(values) != list(range(1, tasks + 1)):
+        raise AssertionError("wrong results")
+
+
+def _throughput(peer: Peer, function, tasks: int) -> dict[str, float]:
+    start = clock()
+    values = peer.many(function, range(tasks))
+    seconds = clock() - start
+    if len(values) != tasks or sum(values) != tasks * (tasks + 1) // 2:
+        raise AssertionError(f"{peer.name}: wrong results")
+    return rate(tasks, seconds)
+
+
+def payload_tasks(size: int, config: dict) -> int:
+    return max(config["payload_min_tasks"], min(config["payload_max_tasks"], config["payload_bytes"] // size))
+
+
+def _payload(peer: Peer, size: int, config: dict) -> dict[str, float]:
+    tasks = payload_tasks(size, config)
+    payload = os.urandom(size)
+    peer.many(size_of, [payload])  # warm
+    start = clock()
+    values = peer.many(size_of, [payload] * tasks)
+    seconds = clock() - start
+    if values != [size] * tasks:
+        raise AssertionError(f"{peer.name}: wrong payload results")
+    result = rate(tasks, seconds)
+    result["megabytes_per_second"] = tasks * size / seconds / 1e6
+    result["bytes"] = size
+    return result
+
+
+def import_peer(name: str) -> Peer:
+    return PEERS[name]()
+
+
+__all__ = ["PEERS", "Peer", "Skip", "import_peer", "measure", "payload_tasks"]

@@ -687,7 +687,7 @@ def qsub(args: list[str]) -> int:
             with open(words[0]) as handle:
                 script = handle.read()
         except OSError:
-            raise Usage(f"qsub: script file:: No such file or directory", 2) from None
+            raise Usage("qsub: script file:: No such file or directory", 2) from None
         default_name = os.path.basename(words[0])
     else:
         script = sys.stdin.read()

@@ -1,0 +1,345 @@
+"""PBS Professional / OpenPBS and TORQUE: launcher, monitor and controller.
+
+Each auto-scaling round submits one job: an array ``#PBS -J 1-n`` on PBS Pro (a plain job for a
+single worker, since PBS Pro rejects ``-J 1-1``) or ``#PBS -t 1-n`` on TORQUE. The monitor reads
+``qstat -f -F json`` (PBS Pro) or ``qstat -f`` text (TORQUE).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import crew
+from crew import Queued, SchedulerError, SettingError, validate
+from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher
+
+from ._common import _build_controller, _hms, _megabytes, _parse_ctime, _SchedulerMonitor, _sibling, _ToleratesEnded
+
+__all__ = ["PbsLauncher", "PbsMonitor", "pbs_controller", "parse_job_id", "parse_qstat_json", "parse_qstat_full", "job_rows"]
+
+_JOB_ID = re.compile(r"\d+(?:\[\])?(?:\.[\w.-]+)?")
+_NUMBER = re.compile(r"^(\d+)")
+_BRACKET = re.compile(r"\[(\d+)\]")
+_PENDING = {"Q", "H", "W", "T", "U", "M"}
+_FINISHED = {"F", "X", "C"}
+
+
+def parse_job_id(output: str) -> str:
+    """The job id in what ``qsub`` prints: ``123.server``, or ``123[].server`` for an array."""
+    for line in output.splitlines():
+        if _JOB_ID.fullmatch(line.strip()):
+            return line.strip()
+    raise ValueError(f"no job id in {output!r}")
+
+
+def parse_qstat_json(output: str) -> dict[str, dict[str, Any]]:
+    """Job id -> attributes from PBS Pro's ``qstat -f -F json`` (empty when no job is listed)."""
+    if not output.strip():
+        return {}
+    return dict(json.loads(output).get("Jobs") or {})
+
+
+def parse_qstat_full(output: str) -> dict[str, dict[str, Any]]:
+    """Job id -> attributes from the text of ``qstat -f`` (TORQUE, or PBS Pro without ``-F``).
+
+    ``Resource_List.mem = 1gb`` becomes ``{"Resource_List": {"mem": "1gb"}}``; lines wrapped by
+    qstat (a continuation without `` = ``) are joined to the value above.
+    """
+    jobs: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    last: tuple[dict[str, Any], str] | None = None
+    for line in output.splitlines():
+        if line.startswith("Job Id:"):
+            current = jobs.setdefault(line.split(":", 1)[1].strip(), {})
+            last = None
+            continue
+        if current is None or not line.strip():
+            continue
+        if " = " in line:
+            key, _, value = line.strip().partition(" = ")
+            target = current
+            if "." in key:
+                group, _, key = key.partition(".")
+                target = current.setdefault(group, {})
+            target[key] = value.strip()
+            last = (target, key)
+        elif last is not None:
+            target, key = last
+            target[key] += line.strip()
+    return jobs
+
+
+def _exit_status(attributes: dict[str, Any]) -> int | None:
+    value = attributes.get("Exit_status", attributes.get("exit_status"))
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def job_rows(jobs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Monitor rows, one per worker (plain jobs and array subjobs; array parents are left out).
+
+    Keys: ``id`` (``12[3].server`` or ``12.server``), ``job`` (``12``), ``parent`` (the array's id
+    ``12[].server``, or the job's own id), ``array_index``, ``name``, ``raw_state``, ``state``,
+    ``reason``, ``node``, ``start_time``. A finished job is ``done`` with exit status 0,
+    ``cancelled`` when it never ran or was killed by a signal (``qdel``: exit status above 256),
+    else ``failed``.
+    """
+    rows = []
+    for job_id, attributes in jobs.items():
+        if attributes.get("array") in (True, "True", "true") or "[]" in job_id:
+            continue  # an array's parent: its subjobs are the workers
+        raw_state = str(attributes.get("job_state", "")).strip()
+        index_text = attributes.get("array_index", attributes.get("job_array_id"))
+        bracket = _BRACKET.search(job_id)
+        array_index = int(index_text) if str(index_text or "").isdigit() else (int(bracket.group(1)) if bracket else None)
+        exit_status = _exit_status(attributes)
+        if raw_state in _PENDING:
+            state = "pending"
+        elif raw_state in _FINISHED:
+            if exit_status == 0:
+                state = "done"
+            elif exit_status is None or exit_status > 256 or exit_status == -3:
+                state = "cancelled"
+            else:
+                state = "failed"
+        else:
+            state = "running"  # R, E (exiting), S (suspended), B
+        number = _NUMBER.match(job_id)
+        host = str(attributes.get("exec_host") or "").split("+")[0].split("/")[0] or None
+        comment = str(attributes.get("comment") or "").strip() or None
+        reason = comment if state == "pending" else (f"exit status {exit_status}" if state == "failed" else None)
+        parent = attributes.get("array_id") or (re.sub(r"\[\d+\]", "[]", job_id) if bracket else job_id)
+        rows.append(dict(
+            id=job_id,
+            job=number.group(1) if number else job_id,
+            parent=parent,
+            array_index=array_index,
+            name=attributes.get("Job_Name"),
+            raw_state=raw_state,
+            state=state,
+            reason=reason,
+            node=None if state == "pending" else host,
+            start_time=_parse_ctime(attributes.get("stime") or attributes.get("start_time")),
+        ))
+    return rows
+
+
+class PbsLauncher(_ToleratesEnded, ClusterLauncher):
+    """Launch crew workers on PBS Pro / OpenPBS or TORQUE: one ``qsub`` of an array job per round.
+
+    Arguments (all optional):
+        log_join: ``True`` writes standard error into the output log (``-j oe``).
+        memory_gigabytes_required: memory per worker in GB (``mem=<MB>mb``).
+        cores: CPU cores per worker (``ncpus``; TORQUE: ``nodes=1:ppn=<cores>``).
+        walltime_hours: the most time a worker's job may run (``-l walltime=HH:MM:SS``).
+        queue: ``-q``.
+        account: ``-A``.
+        torque: ``True`` for TORQUE: arrays are ``-t 1-n`` (also for one worker), resources are
+            ``-l nodes=1:ppn=...,mem=...``. Default PBS Pro: ``-J 1-n``, and a plain job for a
+            single worker (PBS Pro rejects ``-J 1-1``); resources ``-l select=1:ncpus=...:mem=...``.
+
+    and those of :class:`crew.cluster.ClusterLauncher` (``script_directory``, ``script_lines``,
+    ``extra_directives``, ``log_output``, ``log_error``, ``job_name``, ``command_submit``,
+    ``command_cancel``, ``machine``, ``seconds_status``) and :class:`crew.Launcher`. By default
+    the logs go to ``<script_directory>/logs/``, one file per subjob under PBS's own names
+    (``<job name>.o<job number>.<index>``; TORQUE ``...o<job number>-<index>``). PBS starts the
+    workers in the home directory (add ``script_lines='cd "$PBS_O_WORKDIR"'`` to change that).
+    Queued subjobs are read with the ``qstat`` next to ``command_submit``.
+    """
+
+    directive_prefix = "#PBS"
+    default_submit = "qsub"
+    default_cancel = "qdel"
+    ended_pattern = re.compile(r"Job has finished|Unknown Job Id")
+
+    def __init__(
+        self,
+        name: str | None = None,
+        workers: int = 1,
+        *,
+        log_join: bool = False,
+        memory_gigabytes_required: float | None = None,
+        cores: int | None = None,
+        walltime_hours: float | None = None,
+        queue: str | None = None,
+        account: str | None = None,
+        torque: bool = False,
+        **options: Any,
+    ):
+        super().__init__(name=name, workers=workers, **options)
+        self.log_join = validate.flag("log_join", log_join)
+        if self.log_join and self.log_error is not None:
+            raise SettingError("log_error and log_join=True exclude each other: with log_join the errors go to log_output")
+        self.memory_gigabytes_required = validate.number(
+            "memory_gigabytes_required", memory_gigabytes_required, exclusive_minimum=True, allow_none=True
+        )
+        self.cores = validate.integer("cores", cores, minimum=1, allow_none=True)
+        self.walltime_hours = validate.number("walltime_hours", walltime_hours, exclusive_minimum=True, allow_none=True)
+        self.queue = validate.text("queue", queue, allow_none=True, pattern=DIRECTIVE_VALUE)
+        self.account = validate.text("account", account, allow_none=True, pattern=DIRECTIVE_VALUE)
+        self.torque = validate.flag("torque", torque)
+        self._asked: list[str] = []
+
+    def log_path(self, stream: str) -> str:
+        """The given log path, or by default the log folder (PBS then names one file per subjob)."""
+        given = {"output": self.log_output, "error": self.log_error}[stream]
+        return given if given is not None else self.log_directory + "/"
+
+    def _directives(self, n: int) -> list[str]:
+        """``#PBS`` options for ``n`` workers."""
+        lines = [f"-N {self.job_name}"]
+        if self.torque:
+            lines.append(f"-t 1-{n}")
+        elif n > 1:
+            lines.append(f"-J 1-{n}")
+        lines += [f"-S {self.shell}", f"-o {self.log_path('output')}"]
+        lines.append("-j oe" if self.log_join else f"-e {self.log_path('error')}")
+        if self.queue is not None:
+            lines.append(f"-q {self.queue}")
+        if self.account is not None:
+            lines.append(f"-A {self.account}")
+        memory = None if self.memory_gigabytes_required is None else f"{_megabytes(self.memory_gigabytes_required)}mb"
+        if self.torque:
+            if self.cores is not None:
+                lines.append(f"-l nodes=1:ppn={self.cores}")
+            if memory is not None:
+                lines.append(f"-l mem={memory}")
+        elif self.cores is not None or memory is not None:
+            chunk = "1" + (f":ncpus={self.cores}" if self.cores is not None else "") + (f":mem={memory}" if memory else "")
+            lines.append(f"-l select={chunk}")
+        if self.walltime_hours is not None:
+            lines.append(f"-l walltime={_hms(self.walltime_hours)}")
+        return lines
+
+    def _parse_job_id(self, output: str) -> str:
+        return parse_job_id(output)
+
+    def _status_arguments(self, job_ids: Sequence[str]) -> list[str]:
+        self._asked = list(job_ids)
+        qstat = _sibling(self.command_submit, "qstat")
+        return [qstat, "-f", "-t"] if self.torque else [qstat, "-f", "-F", "json", "-t"]
+
+    def _parse_status(self, output: str) -> dict[str, Queued]:
+        """Waiting subjobs (or the waiting plain job) per submitted job, with PBS's comment as reason."""
+        jobs = parse_qstat_full(output) if self.torque else parse_qstat_json(output)
+        by_number = {_NUMBER.match(job_id).group(1): job_id for job_id in self._asked if _NUMBER.match(job_id)}
+        reasons: dict[str, collections.Counter] = {}
+        for row in job_rows(jobs):
+            asked = by_number.get(row["job"])
+            if asked is not None and row["state"] == "pending":
+                reasons.setdefault(asked, collections.Counter())[row["reason"]] += 1
+        return {job: Queued(sum(count.values()), count.most_common(1)[0][0]) for job, count in reasons.items()}
+
+
+class PbsMonitor(_SchedulerMonitor):
+    """List, delete and read the logs of the user's crew jobs on PBS Pro / OpenPBS or TORQUE.
+
+    Arguments:
+        job_name: the prefix of crew's job names (default ``crew``).
+        machine: the plumbum machine that runs PBS's commands (default ``plumbum.local``).
+        command_cancel: the delete command (default ``qdel``); ``qstat`` is taken from the same
+            folder when it is a path.
+        seconds_timeout: how long one command may take.
+        script_directory: where :meth:`log` looks for default logs of jobs that left the queue.
+        torque: read TORQUE's ``qstat -f`` text instead of PBS Pro's JSON.
+        history: PBS Pro only: also list finished jobs (``qstat -x``; needs the server's job history).
+    """
+
+    default_cancel = "qdel"
+    ended_pattern = PbsLauncher.ended_pattern
+
+    def __init__(self, *args: Any, torque: bool = False, history: bool = True, **options: Any):
+        super().__init__(*args, **options)
+        self.torque = validate.flag("torque", torque)
+        self.history = validate.flag("history", history)
+
+    def _query(self, *ids: str) -> dict[str, dict[str, Any]]:
+        if self.torque:
+            return parse_qstat_full(self._run([self._command("qstat"), "-f", "-t", *ids]))
+        history = ["-x"] if self.history else []
+        return parse_qstat_json(self._run([self._command("qstat"), "-f", "-F", "json", "-t", *history, *ids]))
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The user's crew jobs, one row per worker (plain jobs and array subjobs)."""
+        return self._rows(job_rows(self._query()))
+
+    def _log_paths(self, id: str) -> list[str]:
+        """Output_Path and Error_Path from ``qstat -f`` (host prefix dropped, ``^array_index^``
+        filled in), or PBS's default names in the launchers' log folder."""
+        try:
+            attributes = next(iter(self._query(id).values()), {})
+        except SchedulerError:
+            attributes = {}
+        bracket = _BRACKET.search(id)
+        index = bracket.group(1) if bracket else ""
+        paths = []
+        for key in ("Output_Path", "Error_Path"):
+            value = str(attributes.get(key) or "")
+            if value:
+                path = value.split(":", 1)[1] if re.match(r"^[\w.-]+:/", value) else value
+                if path.endswith("/"):
+                    continue  # a folder: PBS's own name inside it is found below
+                paths.append(path.replace("^array_index^", index))
+        if paths:
+            return paths
+        number = _NUMBER.match(id)
+        tail = (f"-{index}" if self.torque else f".{index}") if index else ""
+        return self._default_logs(f"*.[oe]{number.group(1) if number else id}{tail}")
+
+
+def pbs_controller(
+    name: str | None = None,
+    workers: int = 1,
+    host: str | None = None,
+    port: int | None = None,
+    tls: crew.TLS | None = None,
+    serializer: str | None = None,
+    profile: str | None = None,
+    seconds_interval: float = 0.25,
+    seconds_timeout: float = 60.0,
+    seconds_launch: float = 60.0,
+    seconds_idle: float = math.inf,
+    seconds_wall: float = math.inf,
+    tasks_max: int | float = math.inf,
+    tasks_timers: int = 0,
+    reset_globals: bool = True,
+    reset_modules: bool = False,
+    garbage_collection: bool = False,
+    python: str | None = None,
+    metrics: str | os.PathLike | None = None,
+    crashes_max: int = 5,
+    backup: crew.Controller | None = None,
+    *,
+    log_output: str | None = None,
+    log_error: str | None = None,
+    log_join: bool = False,
+    memory_gigabytes_required: float | None = None,
+    cores: int | None = None,
+    walltime_hours: float | None = None,
+    queue: str | None = None,
+    account: str | None = None,
+    torque: bool = False,
+    job_name: str | None = None,
+    script_directory: str | os.PathLike | None = None,
+    script_lines: str | Sequence[str] | None = None,
+    extra_directives: str | Sequence[str] | None = None,
+    command_submit: str | Sequence[str] = "qsub",
+    command_cancel: str | Sequence[str] = "qdel",
+    machine: Any = None,
+    seconds_status: float = 2.0,
+) -> crew.Controller:
+    """A validated controller (not started) whose workers run as PBS Pro / OpenPBS or TORQUE jobs.
+
+    ``host`` is the address the workers dial back to (default: this machine's first address that
+    is not loopback). The first arguments are those of ``crew_local.local_controller``; the PBS
+    options are those of :class:`PbsLauncher`.
+    """
+    return _build_controller(PbsLauncher, locals())

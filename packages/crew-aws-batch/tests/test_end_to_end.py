@@ -9,7 +9,7 @@ import time
 import pytest
 
 import crew.testing
-from crew_aws_batch import AwsBatchMonitor, aws_batch_controller
+from crew_aws_batch import AwsBatchDefinition, AwsBatchMonitor, aws_batch_controller
 from crew_aws_batch.testing import local_aws_batch
 
 PYTHON = sys.executable
@@ -188,3 +188,46 @@ def test_monitor_lists_jobs_and_returns_a_worker_log(aws_batch):
         assert sorted(text.count("hello from the task") for text in logs) == [0, 1]
     finally:
         controller.terminate()
+
+
+def test_definitions_register_describe_deregister(aws_batch):
+    definition = AwsBatchDefinition(aws_batch.job_queue, "crew-e2e", log_group="/crew/e2e", endpoint_url=aws_batch.endpoint, region=aws_batch.region)
+    assert definition.describe() == []
+    first = definition.register(
+        "crew-worker:1",
+        cpus=2,
+        memory_mebibytes=1024,
+        job_role_arn="arn:aws:iam::123456789012:role/crew-job",
+        execution_role_arn="arn:aws:iam::123456789012:role/crew-execution",
+        command=["true"],
+    )
+    second = definition.register("crew-worker:2", gpus=1, timeout=600, tags={"team": "stats"})
+    assert (first["revision"], second["revision"]) == (1, 2)
+    rows = definition.describe()
+    assert [(row["revision"], row["image"], row["status"]) for row in rows] == [(1, "crew-worker:1", "ACTIVE"), (2, "crew-worker:2", "ACTIVE")]
+    assert rows[0]["job_role_arn"] == "arn:aws:iam::123456789012:role/crew-job"
+    assert rows[0]["execution_role_arn"] == "arn:aws:iam::123456789012:role/crew-execution"
+    assert (rows[0]["cpus"], rows[0]["memory_mebibytes"], rows[0]["log_group"]) == (2.0, 1024, "/crew/e2e")
+    assert (rows[1]["gpus"], rows[1]["timeout"], rows[1]["tags"]) == (1, 600, {"team": "stats"})
+    assert [row["revision"] for row in definition.describe(revision=1)] == [1]
+    assert definition.deregister()["revision"] == 2
+    assert [row["revision"] for row in definition.describe()] == [1]
+    assert [(row["revision"], row["status"]) for row in definition.describe(active=False)] == [(1, "ACTIVE"), (2, "INACTIVE")]
+    definition.deregister(1)
+    assert definition.describe() == []
+
+
+def test_workers_log_to_the_definitions_log_group(aws_batch):
+    definition = AwsBatchDefinition(aws_batch.job_queue, "crew-logged", log_group="/crew/logged", endpoint_url=aws_batch.endpoint, region=aws_batch.region)
+    definition.register("crew-worker:1", memory_mebibytes=512)
+    controller = definition.controller(host="127.0.0.1", python=PYTHON, workers=1, seconds_interval=0.1)
+    monitor = definition.monitor()
+    try:
+        controller.start()
+        controller.push(print, args=("logged line",), name="print")
+        assert controller.wait(seconds_timeout=60)
+        (row,) = crew.testing.eventually(monitor.running, seconds=30)
+        crew.testing.eventually(lambda: "logged line" in monitor.log(row["id"]), seconds=30)
+    finally:
+        controller.terminate()
+    crew.testing.eventually(lambda: active_jobs(aws_batch) == [], seconds=30)

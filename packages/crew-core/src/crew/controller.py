@@ -2,9 +2,9 @@
 
 Threads (all started by :meth:`Controller.start`):
 
-- ``crew-receive`` blocks on the socket and hands every frame to the loop;
-- ``crew-loop`` owns the task and worker state: it is the only thread that changes it, fed by
-  one queue (pushed tasks, frames, connections, cancels), so the hot path takes no state lock;
+- ``crew-loop`` owns the task and worker state: it is the only thread that changes it. It blocks
+  on the socket for workers' frames; pushed tasks, cancels and connection events reach it through
+  one queue and wake it with a frame on an in-process pipe. The hot path takes no state lock;
 - ``crew-scale`` launches and ends workers, which can take a while on a cluster.
 """
 
@@ -24,6 +24,8 @@ import time
 import warnings
 import weakref
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import pynng
 
 from . import _protocol as P
 from . import validate
@@ -176,6 +178,10 @@ class Controller:
         self._strangers: dict[int, tuple[Any, bytes]] = {}
         self._cancelling: set[int] = set()
         self._moved = 0
+        self._sleeping = False
+        self._wake_sent = False
+        self._wake_listener = None
+        self._waker = None
 
     # ================================================================== life cycle
     def start(self) -> "Controller":
@@ -186,10 +192,16 @@ class Controller:
             return self
         sock = self.client.start()
         self.launcher._bind(self.client.url, self._id, self._secret, self.client.certificate, self.name)
-        sock.add_post_pipe_connect_cb(lambda pipe: self._events.put(("connect", pipe)))
-        sock.add_post_pipe_remove_cb(lambda pipe: self._events.put(("remove", pipe)))
+        # The loop thread blocks on the socket; pushes and pipe events wake it through an
+        # in-process pipe of its own, which is never challenged as a worker.
+        self._wake_listener = sock.listen(f"inproc://crew-wake-{self._id}")
+        sock.add_post_pipe_connect_cb(self._on_connect)
+        sock.add_post_pipe_remove_cb(self._on_remove)
+        sock.recv_timeout = int(self.client.seconds_interval * 1000)
+        self._waker = pynng.Pair1()
+        self._waker.dial(f"inproc://crew-wake-{self._id}", block=True)
         self._started = True
-        for target, name in ((self._receive, "crew-receive"), (self._loop, "crew-loop"), (self._scaler, "crew-scale")):
+        for target, name in ((self._loop, "crew-loop"), (self._scaler, "crew-scale")):
             thread = threading.Thread(target=target, name=f"{name}-{self.name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -215,12 +227,13 @@ class Controller:
             return
         self._terminated = True
         if self._started:
-            self._events.put((_STOP,))
+            self._notify((_STOP,))
             self._scale_wanted.set()
             for thread in self._threads:
                 if thread is not threading.current_thread() and thread.name.startswith(("crew-loop", "crew-scale")):
                     thread.join(self.client.seconds_timeout)
             self.client.stop()
+            self._waker.close()
             for thread in self._threads:
                 if thread is not threading.current_thread():
                     thread.join(self.client.seconds_timeout)
@@ -267,7 +280,8 @@ class Controller:
 
     def _push_with_callback(self, callback: Callable[[Result], None], command, **options: Any) -> str:
         """Push like :meth:`push`; ``callback(result)`` runs in the controller's loop thread when
-        the task resolves (keep it short). For adapters such as the Executor."""
+        the task resolves (keep it short), and the result does not come out of pop()/collect().
+        For adapters such as the Executor."""
         scale = options.pop("scale", True)
         task = self._make_task(command, options.pop("args", ()), options.pop("kwargs", None), options.pop("data", None),
                                options.pop("globals", None), options.pop("name", None), options.pop("seed", None),
@@ -368,7 +382,7 @@ class Controller:
                 task.id = next(self._ids)
             self._names.add(task.name)
             self._pushed += 1
-            self._events.put(task)
+            self._notify(task)
         if scale and not self._scale_wanted.is_set():
             self._scale_wanted.set()
 
@@ -540,7 +554,7 @@ class Controller:
             raise SettingError("cancel needs names or all=True")
         wanted = None if all else set(validate.strings("names", names))
         if self._started:
-            self._events.put(("cancel", wanted))
+            self._notify(("cancel", wanted))
 
     # ================================================================== counts
     def unresolved(self) -> int:
@@ -704,29 +718,58 @@ class Controller:
             self.launcher.terminate_workers(dead)
 
     # ================================================================== the loop thread
-    def _receive(self) -> None:
-        sock = self.client.socket
-        put = self._events.put
-        while True:
+    def _on_connect(self, pipe) -> None:
+        if pipe.listener is not self._wake_listener:
+            self._notify(("connect", pipe))
+
+    def _on_remove(self, pipe) -> None:
+        if pipe.listener is not self._wake_listener:
+            self._notify(("remove", pipe))
+
+    def _notify(self, item) -> None:
+        """Hand an event to the loop thread, waking it if it sleeps on the socket."""
+        self._events.put(item)
+        if self._sleeping and not self._wake_sent:
+            self._wake_sent = True
             try:
-                message = sock.recv_msg()
-            except Exception:  # closed
-                return
-            put(("frame", message.pipe, message.bytes))
+                self._waker.send(b"")
+            except Exception:
+                pass
 
     def _loop(self) -> None:
-        get = self._events.get
-        get_nowait = self._events.get_nowait
-        timeout = self.client.seconds_interval
+        sock = self.client.socket
+        events = self._events
+        get_nowait = events.get_nowait
+        wake_listener = self._wake_listener
         while True:
-            try:
-                item = get(timeout=timeout)
-            except queue.Empty:
-                self._expire_strangers()
-                continue
             resolved_before = self._resolved
             try:
+                self._sleeping = True
+                if events.empty():
+                    try:
+                        message = sock.recv_msg()
+                    except pynng.Timeout:
+                        self._sleeping = False
+                        self._expire_strangers()
+                        continue
+                    except pynng.Closed:
+                        return
+                    self._sleeping = False
+                    self._wake_sent = False
+                    while True:
+                        pipe = message.pipe
+                        if pipe.listener is not wake_listener:
+                            self._frame(pipe, message.bytes)
+                        try:
+                            message = sock.recv_msg(block=False)
+                        except pynng.TryAgain:
+                            break
+                self._sleeping = False
                 while True:
+                    try:
+                        item = get_nowait()
+                    except queue.Empty:
+                        break
                     if item.__class__ is _Task:
                         self._tasks[item.id] = item
                         self._queue.append(item)
@@ -735,11 +778,10 @@ class Controller:
                         return
                     else:
                         self._handle(item)
-                    try:
-                        item = get_nowait()
-                    except queue.Empty:
-                        break
+                item = None  # keep no reference to the last event (e.g. a task's callback)
                 self._dispatch()
+            except pynng.Closed:
+                return
             except Exception:  # never let one bad event stop the loop
                 log.exception("%s: error in the controller loop", self.name)
             if self._resolved != resolved_before:
@@ -752,24 +794,24 @@ class Controller:
             with listener:
                 listener.notify_all()
 
+    def _frame(self, pipe, frame: bytes) -> None:
+        worker = self._workers.get(pipe.id)
+        if worker is None:
+            self._hello(pipe, frame)
+            return
+        head = frame[:1]
+        if head == P.RESULTS:
+            self._results(worker, frame)
+        elif head == P.RETURNED:
+            self._returned(worker, frame)
+        elif head == P.GOODBYE:
+            self._goodbye(worker, frame)
+        else:
+            log.warning("%s: unexpected frame %r from worker %s", self.name, head, worker.id)
+
     def _handle(self, item: tuple) -> None:
         kind = item[0]
-        if kind == "frame":
-            pipe, frame = item[1], item[2]
-            worker = self._workers.get(pipe.id)
-            if worker is None:
-                self._hello(pipe, frame)
-                return
-            head = frame[:1]
-            if head == P.RESULTS:
-                self._results(worker, frame)
-            elif head == P.RETURNED:
-                self._returned(worker, frame)
-            elif head == P.GOODBYE:
-                self._goodbye(worker, frame)
-            else:
-                log.warning("%s: unexpected frame %r from worker %s", self.name, head, worker.id)
-        elif kind == "connect":
+        if kind == "connect":
             nonce = os.urandom(P.NONCE_BYTES)
             self._strangers[item[1].id] = (item[1], nonce, time.monotonic())
             try:
@@ -819,6 +861,7 @@ class Controller:
             "reset_modules": self.reset_modules,
             "garbage_collection": self.garbage_collection,
             "serializer": self.client.serializer,
+            "max_frame_bytes": self.client.max_frame_bytes,
         }
         try:
             pipe.send(P.encode_json(P.WELCOME, {"worker": worker_id, "settings": settings}))
@@ -910,6 +953,7 @@ class Controller:
         if self.backup is not None and not self.backup._terminated:
             try:
                 moved = _Task(None, task.name, task.command, task.blob, task.rest, task.seed, task.timeout)
+                moved.callback = task.callback
                 self.backup._submit(moved, scale=True)
                 self._tasks.pop(task.id, None)
                 self._names.discard(task.name)
@@ -1005,10 +1049,15 @@ class Controller:
         ))
 
     def _finish(self, task: _Task, result: Result) -> None:
+        """Resolve a task: its result goes to its callback if it has one, else to pop()."""
         self._tasks.pop(task.id, None)
         callback = task.callback
-        with self._cond:
-            self._done[task.name] = result
+        if callback is None:
+            with self._cond:
+                self._done[task.name] = result
+        else:
+            task.callback = None
+            self._names.discard(task.name)
         self._resolved += 1
         if callback is not None:
             try:

@@ -34,6 +34,7 @@ from ._serial import PROTOCOL, Serializer
 __all__ = ["main"]
 
 _CACHE_SIZE = 64
+_FRAME_ROOM = 64 * 1024  # bytes kept free in a frame for everything but a result's payload
 
 
 class _Interrupted(BaseException):
@@ -78,6 +79,7 @@ class Worker:
         self.gone = threading.Event()
         self.outbox: list = []
         self.outbox_ready = threading.Event()
+        self.send_lock = threading.Lock()
         self.namespace: dict = {"__name__": "__crew__", "__builtins__": __builtins__}
         self.commands: collections.OrderedDict = collections.OrderedDict()
         self.warnings: list[str] = []
@@ -188,12 +190,29 @@ class Worker:
                 if results:
                     self._send_results(results)
                     results = []
-                self.socket.send(item)
+                with self.send_lock:
+                    self.socket.send(item)
             if results:
                 self._send_results(results)
 
     def _send_results(self, results: list) -> None:
-        self.socket.send(P.RESULTS + pickle.dumps(results, PROTOCOL))
+        limit = self.settings.get("max_frame_bytes") or 0
+        batches = [results]
+        if limit and len(results) > 1:
+            # Keep every frame under the controller's limit: split where the payloads add up.
+            batches, current, size = [], [], 0
+            for result in results:
+                grown = size + len(result[2] or b"") + len(result[4] or "") + _FRAME_ROOM
+                if current and grown > limit:
+                    batches.append(current)
+                    current, size = [], 0
+                current.append(result)
+                size += len(result[2] or b"") + len(result[4] or "") + _FRAME_ROOM
+            batches.append(current)
+        for batch in batches:
+            frame = P.RESULTS + pickle.dumps(batch, PROTOCOL)
+            with self.send_lock:
+                self.socket.send(frame)
 
     # ------------------------------------------------------------------ running tasks
     def run(self) -> None:
@@ -220,7 +239,12 @@ class Worker:
                     self.lock.wait(limit)
                 task = self.tasks.popleft()
                 self.running = task[0]
-            self._post(self._execute(task, settings))
+            result = self._execute(task, settings)
+            if not self.tasks and not self.outbox:
+                # Nothing else to run: send the result now rather than hand it to the sender.
+                self._send_results([result])
+            else:
+                self._post(result)
             self.done += 1
             self.last_active = time.monotonic()
             if self.done >= tasks_max:
@@ -304,6 +328,12 @@ class Worker:
             except Exception as caught:
                 status = "error"
                 error = f"the task's result could not be serialized: {type(caught).__name__}: {caught}"
+            limit = settings.get("max_frame_bytes") or 0
+            if payload is not None and limit and len(payload) > limit - _FRAME_ROOM:
+                status = "error"
+                error = (f"the task's result is {len(payload)} bytes serialized, more than the controller "
+                         f"accepts (max_frame_bytes={limit})")
+                payload = None
         elif exception is not None:
             try:
                 payload = self.serializer.dumps(exception)

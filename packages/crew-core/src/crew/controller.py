@@ -242,9 +242,12 @@ class Controller:
             for instance in self.launcher.instances:
                 instance.state = "ended" if instance.state == "connected" else instance.state
             self.launcher.instances.clear()
-        if handles:
-            self.launcher.terminate_workers(handles)
-        _live.discard(self)
+        try:
+            if handles:
+                self.launcher.terminate_workers(handles)
+        finally:
+            self.launcher.close()
+            _live.discard(self)
 
     def __enter__(self) -> "Controller":
         return self.start()
@@ -700,6 +703,7 @@ class Controller:
                     instance.queued = left > 0
                     if instance.queued:
                         counts[id(instance.handle)] = left - 1
+                        instance.launched = now  # seconds_launch counts from when it leaves the queue
                     instance.reason = status.reason if (status and instance.queued) else None
         expired = []
         with self._instances_lock:
@@ -732,8 +736,9 @@ class Controller:
         if self._sleeping and not self._wake_sent:
             self._wake_sent = True
             try:
-                self._waker.send(b"")
-            except Exception:
+                # Never block here: this also runs in NNG's pipe callbacks, which socket close waits for.
+                self._waker.send(b"", block=False)
+            except Exception:  # full (the loop has wake frames to read anyway) or closed
                 pass
 
     def _loop(self) -> None:

@@ -155,6 +155,9 @@ class Launcher:
         tell within a second; used in crash messages. Default: None."""
         return None
 
+    def close(self) -> None:
+        """Release what the launcher holds (e.g. its secret file); called by ``terminate()``."""
+
     # ------------------------------------------------------------------ given to plugins
     @property
     def environment(self) -> dict[str, str]:

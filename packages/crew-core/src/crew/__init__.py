@@ -8,6 +8,7 @@ provide a launcher, a monitor and a ``<name>_controller(...)`` helper.
 from . import validate
 from .client import Client
 from .controller import Controller
+from . import discovery
 from .errors import CrewError, LaunchError, SchedulerError, SettingError, TaskError
 from .group import ControllerGroup
 from .launcher import Instance, Launcher, Queued
@@ -17,6 +18,10 @@ from .results import STATUSES, Result
 from .tls import TLS
 
 __version__ = "0.1.0"
+
+# ``crew.controller("slurm", **options)`` builds an installed plugin's controller; the module
+# ``crew.controller`` (which holds crew.Controller) is made callable for that.
+discovery._make_controller_module_callable()
 
 __all__ = [
     "Client",
@@ -37,5 +42,7 @@ __all__ = [
     "SettingError",
     "TLS",
     "TaskError",
+    "controller",
+    "discovery",
     "validate",
 ]

@@ -182,4 +182,5 @@ class SlurmMonitor(ClusterMonitor):
             return paths
         job, _, index = job_id.partition("_")
         logs = self.machine.path(os.path.join(self.script_directory, "logs"))
-        return sorted(str(path) for suffix in ("out", "err") for path in logs // f"*_{job}_{index or '*'}.{suffix}")
+        pattern = f"*_{job}_{index or '*'}"
+        return [str(path) for suffix in ("out", "err") for path in sorted(logs // f"{pattern}.{suffix}")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.default_venv_backend = "venv"
+nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["tests"]
 nox.options.error_on_missing_interpreters = True
 

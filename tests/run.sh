@@ -13,8 +13,8 @@ step "starting Son of Grid Engine"
 bash tests/clusters/sge/start.sh
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 
-step "installing nox"
-python3 -m pip install --quiet --disable-pip-version-check nox
+step "installing nox and uv"
+python3 -m pip install --quiet --disable-pip-version-check nox uv
 
 step "running the test sessions"
 status=0

@@ -1,0 +1,12 @@
+"""Fixtures of the reliability tests."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _crewfaults, in any import mode
+
+from _crewfaults import tracked_workers  # noqa: E402
+
+workers = pytest.fixture(tracked_workers, name="workers")

@@ -104,12 +104,15 @@ def make(tmp_path):
     eventually(lambda: not in_queue(job_ids), SECONDS)
 
 
-def test_worker_runs_inside_the_array_job(make):
+def test_worker_runs_inside_the_array_job(make, tmp_path):
     with make(workers=1) as controller:
         # A lambda: crew sends a module-level function by name, and workers cannot import this module.
         controller.push(lambda: slurm_environment(), name="where")
         assert controller.wait(seconds_timeout=SECONDS)
         result = controller.pop()
+        secret_files = list((tmp_path / "scripts").glob("crew-secret-*"))
+        assert len(secret_files) == 1
+    assert not secret_files[0].exists(), "terminate() leaves the secret file behind"
     assert result.status == "success", result
     assert result.result["SLURM_JOB_ID"]
     assert result.result["SLURM_ARRAY_JOB_ID"] == controller.launcher.job_ids[0]

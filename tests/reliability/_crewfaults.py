@@ -96,6 +96,9 @@ class Workers:
         those still running after ``seconds``."""
         for controller in self.controllers:
             controller.terminate()
+        for process in list(self.processes):
+            if process.stdin is not None:
+                process.stdin.close()  # helper processes stop when their input closes
         deadline = time.monotonic() + seconds
         while pids_alive(self.pids) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -103,7 +106,7 @@ class Workers:
         for pid in leftovers:
             kill(pid)
         for process in list(self.processes):
-            for stream in (process.stdin, process.stdout, process.stderr):
+            for stream in (process.stdout, process.stderr):
                 if stream is not None:
                     stream.close()
             try:

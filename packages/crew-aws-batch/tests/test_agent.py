@@ -142,7 +142,7 @@ def test_hold_keeps_jobs_runnable_with_a_reason(aws_batch):
     aws_batch.agent.hold("no capacity in test")
     parent = submit(aws_batch, [PYTHON, "-c", "print('ran')"], size=2)
     children = [f"{parent}:0", f"{parent}:1"]
-    until(lambda: {job["status"] for job in describe(aws_batch, children).values()} == {"RUNNABLE"})
+    until(lambda: [job["status"] for job in describe(aws_batch, [parent, *children]).values()] == ["PENDING", "RUNNABLE", "RUNNABLE"])
     details = describe(aws_batch, [parent, *children])
     assert details[parent]["status"] == "PENDING"
     assert details[parent]["statusReason"] == "no capacity in test"

@@ -117,6 +117,8 @@ def test_one_array_job_per_scaling_round(batch3):
         assert controller.wait(seconds_timeout=60)
         assert all(result.status == "success" for result in controller.collect())
         assert len(submitted(aws_batch)) == 1
+        # every child of the array starts a worker (the last may start after the tasks are done)
+        crew.testing.eventually(lambda: len(aws_batch.agent.launched) == 3, seconds=30)
         children = {launched.job_id for launched in aws_batch.agent.launched}
         assert len(children) == 3 and all(":" in job for job in children)
         indexes = sorted(launched.environment["AWS_BATCH_JOB_ARRAY_INDEX"] for launched in aws_batch.agent.launched)

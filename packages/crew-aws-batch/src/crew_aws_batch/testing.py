@@ -165,9 +165,10 @@ class LocalBatchAgent:
             return
         if not self._dependencies_met(job):
             return
+        waiting_reason = self._note_hold(job, None)  # the reason shows as soon as the status does
         if not self._step(job, "RUNNABLE"):
             return
-        if not self._acquire(job):
+        if not self._acquire(job, waiting_reason):
             return
         try:
             if not self._step(job, "STARTING"):
@@ -205,9 +206,17 @@ class LocalBatchAgent:
                 time.sleep(_POLL)
         return True
 
-    def _acquire(self, job: Any) -> bool:
+    def _note_hold(self, job: Any, waiting_reason: str | None) -> str | None:
+        """While jobs are held, give the job (and its array parent) the hold's reason once."""
+        reason = self._hold_reason
+        if waiting_reason is None and reason and not self._open.is_set():
+            job.job_stopped_reason = reason
+            _set_parent_reason(job, None, reason)
+            return reason
+        return waiting_reason
+
+    def _acquire(self, job: Any, waiting_reason: str | None) -> bool:
         """Wait in RUNNABLE for an open queue and a free slot; False (and FAILED) if the job was ended."""
-        waiting_reason = None
         while True:
             if job.stop:
                 _finish(job, success=False)
@@ -217,10 +226,7 @@ class LocalBatchAgent:
                     job.job_stopped_reason = None
                     _set_parent_reason(job, waiting_reason, None)
                 return True
-            if not self._open.is_set() and self._hold_reason and waiting_reason is None:
-                waiting_reason = self._hold_reason
-                job.job_stopped_reason = waiting_reason
-                _set_parent_reason(job, None, waiting_reason)
+            waiting_reason = self._note_hold(job, waiting_reason)
             time.sleep(_POLL)
 
     def _execute(self, job: Any) -> None:
@@ -314,7 +320,8 @@ class LocalBatchAgent:
     def _stop_all(self) -> None:
         """End every job still going (at shutdown) and wait for their threads."""
         for job in list(self.jobs):
-            job.terminate("crew local agent: shutting down")
+            if not job.job_stopped:
+                job.terminate("crew local agent: shutting down")
         self.release()
         for job in list(self.jobs):
             job.join(timeout=self.seconds_kill + 10)
@@ -495,14 +502,20 @@ class LocalAwsBatch:
     log_group: str = _LOG_GROUP
     environment: dict[str, str] = field(default_factory=dict)
     """The variables set for the duration (endpoint, region, dummy credentials)."""
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def client(self, service: str) -> Any:
-        """A boto3 client of the local endpoint."""
+        """A boto3 client of the local endpoint (one per service, reused)."""
         import boto3
 
-        return boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region
-        ).client(service, endpoint_url=self.endpoint)
+        with self._lock:
+            if service not in self._clients:
+                session = boto3.session.Session(
+                    aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region
+                )
+                self._clients[service] = session.client(service, endpoint_url=self.endpoint)
+            return self._clients[service]
 
     def options(self) -> dict[str, str]:
         """Keyword arguments that point a launcher, controller or monitor at this AWS Batch."""

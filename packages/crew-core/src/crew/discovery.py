@@ -181,17 +181,23 @@ def defaults(name: str, kind: str = "launchers", paths: list[Path] | None = None
     return merged
 
 
-def _check(function: Callable[..., Any], given: dict[str, tuple[Any, Path]], what: str) -> None:
-    """Every site default must be an argument of ``function``."""
+def _check(function: Callable[..., Any], site: dict[str, tuple[Any, Path]], options: dict[str, Any],
+           what: str) -> None:
+    """Every site default and every explicit option must be an argument of ``function``."""
     try:
         parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):
         return
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
-    for key, (_, path) in given.items():
-        if key not in parameters:
+    accepted = {name for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL}
+    for key, (_, path) in site.items():
+        if key not in accepted:
             raise SettingError(f"{path}: {key!r} is not an argument of {what}")
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise SettingError(f"{', '.join(map(repr, unknown))} is not an argument of {what}; "
+                           f"it takes: {', '.join(sorted(accepted))}")
 
 
 def controller(name: str, /, **options: Any) -> Any:
@@ -200,7 +206,7 @@ def controller(name: str, /, **options: Any) -> Any:
     plugin = load(name)
     site = defaults(name, "launchers")
     helper = plugin.controller
-    _check(helper, site, f"{getattr(helper, '__qualname__', helper)}() of the {name!r} launcher")
+    _check(helper, site, options, f"{getattr(helper, '__qualname__', helper)}() of the {name!r} launcher")
     arguments = {key: value for key, (value, _) in site.items()}
     arguments.update(options)
     return helper(**arguments)
@@ -212,7 +218,7 @@ def monitor(name: str, /, **options: Any) -> Any:
     if plugin.monitor is None:
         raise CrewError(f"the {name!r} launcher plugin ({plugin.package}) has no monitor")
     site = defaults(name, "monitors")
-    _check(plugin.monitor, site, f"{plugin.monitor.__qualname__}() of the {name!r} launcher")
+    _check(plugin.monitor, site, options, f"{plugin.monitor.__qualname__}() of the {name!r} launcher")
     arguments = {key: value for key, (value, _) in site.items()}
     arguments.update(options)
     return plugin.monitor(**arguments)

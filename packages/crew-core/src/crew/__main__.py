@@ -1,0 +1,5 @@
+"""``python -m crew``: the ``crew`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

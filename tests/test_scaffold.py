@@ -1,0 +1,131 @@
+"""``crew new-plugin``: the package it writes installs, registers its entry point, and passes its
+own tests (the conformance suite included) before anyone changes a line."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+import crew
+from crew import scaffold
+
+
+def test_names():
+    assert scaffold.names("my_cluster") == {
+        "name": "my_cluster",
+        "Name": "MyCluster",
+        "dist": "crew-my-cluster",
+        "module": "crew_my_cluster",
+        "crew_version": crew.__version__,
+    }
+
+
+@pytest.mark.parametrize("bad", ["", "Big", "with-dash", "9lives", "class", "local", "core", None, "a b"])
+def test_bad_names_are_refused(bad):
+    with pytest.raises(crew.SettingError, match="plugin name"):
+        scaffold.render(bad)
+
+
+def test_rendered_files():
+    files = scaffold.render("mysite")
+    assert sorted(files) == [
+        "README.md",
+        "pyproject.toml",
+        "src/crew_mysite/__init__.py",
+        "src/crew_mysite/controller.py",
+        "src/crew_mysite/launcher.py",
+        "src/crew_mysite/monitor.py",
+        "tests/test_conformance.py",
+        "tests/test_plugin.py",
+    ]
+    for path, text in files.items():
+        assert "$" not in text.replace("${", ""), path  # nothing left unsubstituted
+        if path.endswith(".py"):
+            compile(text, path, "exec")
+
+
+def test_rendered_pyproject_exact():
+    assert scaffold.render("mysite")["pyproject.toml"] == f"""\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "crew-mysite"
+version = "0.1.0"
+description = "crew launcher plugin: workers on mysite."
+readme = "README.md"
+requires-python = ">=3.9"
+license = "MIT"
+dependencies = ["crew-core=={crew.__version__}", "plumbum>=1.8", "psutil>=5.9"]
+
+[project.optional-dependencies]
+test = ["pytest>=7"]
+
+[project.entry-points."crew.launchers"]
+mysite = "crew_mysite:plugin"
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/crew_mysite"]
+"""
+
+
+def test_rendered_conformance_test_exact():
+    assert scaffold.render("mysite")["tests/test_conformance.py"] == '''\
+"""crew-mysite passes the conformance suite that every crew launcher plugin runs."""
+
+import crew.testing
+from crew_mysite import mysite_controller
+
+
+class TestMysiteConformance(crew.testing.ControllerSuite):
+    seconds_timeout = 60
+
+    def make_controller(self, **options):
+        return mysite_controller(**options)
+'''
+
+
+def test_existing_folder_is_kept(tmp_path):
+    target = scaffold.new_plugin("kept", tmp_path)
+    (target / "NOTES.md").write_text("mine")
+    with pytest.raises(crew.CrewError, match="already exists"):
+        scaffold.new_plugin("kept", tmp_path)
+    scaffold.new_plugin("kept", tmp_path, force=True)
+    assert (target / "NOTES.md").read_text() == "mine"
+
+
+def _pip_install_target(source, target):
+    """Build and install ``source`` (not editable, no dependencies) into the folder ``target``."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+               "--no-deps", "--target", str(target), str(source)]
+    if importlib.util.find_spec("hatchling") is not None:
+        command.insert(4, "--no-build-isolation")  # build offline with the hatchling at hand
+    subprocess.run(command, check=True, timeout=300)
+
+
+def test_generated_plugin_installs_registers_and_passes_its_tests(tmp_path):
+    source = scaffold.new_plugin("scaffolded", tmp_path / "packages")
+    site = tmp_path / "site"
+    _pip_install_target(source, site)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+
+    listed = subprocess.run([sys.executable, "-m", "crew", "launchers"], env=env, capture_output=True,
+                            text=True, timeout=60, check=True).stdout
+    assert any(line.split()[:2] == ["scaffolded", "crew-scaffolded"] for line in listed.splitlines()), listed
+
+    code = ("import crew\n"
+            "with crew.controller('scaffolded', workers=1) as c:\n"
+            "    print(type(c.launcher).__name__, c.map(pow, iterate={'base': [3], 'exp': [3]})[0].result)\n")
+    ran = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["ScaffoldedLauncher", "27"]
+
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(source / "tests")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
+    assert "8 passed" in tests.stdout, tests.stdout[-2000:]

@@ -24,7 +24,7 @@ def pytest_configure(config):
 
 
 def _cluster_up() -> bool:
-    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, check=False)
     return ping.returncode == 0 and "UP" in ping.stdout
 
 
@@ -34,7 +34,7 @@ def _ensure_cluster() -> str | None:
     if shutil.which("sbatch") is None and not in_ci:
         return "SLURM is not installed here (run tests/clusters/slurm/start.sh as root to install and start it)"
     if shutil.which("sbatch") is None or not _cluster_up():
-        started = subprocess.run(["bash", str(START)], capture_output=True, text=True)
+        started = subprocess.run(["bash", str(START)], capture_output=True, text=True, check=False)
         if started.returncode != 0:
             pytest.fail(f"{START} failed ({started.returncode}):\n{started.stdout}\n{started.stderr}")
     if not _cluster_up():

@@ -9,8 +9,9 @@ import textwrap
 import crew
 import plumbum
 import pytest
+from crew.cluster import array_indices
 from crew_slurm import SlurmMonitor
-from crew_slurm.monitor import _indices, parse_sacct, parse_squeue
+from crew_slurm.monitor import parse_sacct, parse_squeue
 
 SQUEUE = """\
 12_2|2|CANCELLED|None|vm|2026-11-24T18:27:19|crew-c96572
@@ -29,14 +30,14 @@ SACCT = """\
 
 def test_parse_squeue():
     rows = parse_squeue(SQUEUE)
-    assert rows[0] == dict(
-        id="12_2", array_index=2, name="crew-c96572", raw_state="CANCELLED", reason=None, node="vm",
-        start_time=datetime.datetime(2026, 11, 24, 18, 27, 19),
-    )
-    assert rows[1] == dict(
-        id="14_1", array_index=1, name="crew-mon", raw_state="PENDING", reason="BeginTime", node=None,
-        start_time=None,
-    )
+    assert rows[0] == {
+        "id": "12_2", "array_index": 2, "name": "crew-c96572", "raw_state": "CANCELLED", "reason": None,
+        "node": "vm", "start_time": datetime.datetime(2026, 11, 24, 18, 27, 19),
+    }
+    assert rows[1] == {
+        "id": "14_1", "array_index": 1, "name": "crew-mon", "raw_state": "PENDING", "reason": "BeginTime",
+        "node": None, "start_time": None,
+    }
     assert rows[2]["array_index"] is None and rows[2]["name"] == "crew-odd|name"
 
 
@@ -51,10 +52,10 @@ def test_parse_sacct_expands_pending_arrays_and_trims_states():
 
 @pytest.mark.parametrize(
     ("spec", "indices"),
-    [("3", [3]), ("1-3", [1, 2, 3]), ("1-3,7,9-10", [1, 2, 3, 7, 9, 10]), ("2-8:3%2", [2, 5, 8])],
+    [("3", [3]), ("1-3", [1, 2, 3]), ("1-3,7,9-10", [1, 2, 3, 7, 9, 10]), ("2-8:3%2", [2, 5, 8]), ("1, 4", [1, 4])],
 )
 def test_array_indices(spec, indices):
-    assert _indices(spec) == indices
+    assert array_indices(spec) == indices
 
 
 def _commands(tmp_path, squeue: str, sacct: str | None):

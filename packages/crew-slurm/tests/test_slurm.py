@@ -39,7 +39,7 @@ def in_queue(job_ids: list[str]) -> list[str]:
     listed = subprocess.run(
         ["squeue", "--noheader", "--array", "--states=PENDING,RUNNING,COMPLETING,CONFIGURING,SUSPENDED",
          f"--jobs={','.join(job_ids)}", "--format=%i"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, check=False,
     )
     if listed.returncode != 0 and "Invalid job id" in listed.stderr:
         return []  # SLURM has forgotten all of them

@@ -7,8 +7,9 @@ controller -> worker                      worker -> controller
   CHALLENGE nonce                           HELLO   json {version, controller, launch, pid, host, mac}
   WELCOME   json {worker, settings}         RESULTS pickle [(id, status, value, exception, error, traceback, warnings, seconds)]
   TASKS     pickle [(id, command, rest, seed, timeout)]
-  CANCEL    pickle ([ids], interrupt)       RETURNED pickle [ids]   (unstarted tasks given back)
+  CANCEL    pickle ([ids], interrupt)       RETURNED pickle ([ids asked], [ids given back unstarted])
   QUIT                                      GOODBYE json {reason}
+                                            STARTED >q id  (a task still running 1 ms after it began)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ HELLO = b"h"
 RESULTS = b"r"
 RETURNED = b"b"
 GOODBYE = b"g"
+STARTED = b"s"
 
 NONCE_BYTES = 32
 MAX_HELLO_BYTES = 4096

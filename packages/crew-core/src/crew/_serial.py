@@ -26,15 +26,18 @@ def _plain(value: Any, depth: int = 0) -> bool:
 
 
 def _by_reference(command: Any) -> bool:
-    """True for a function or class that the worker can import by name (module not __main__)."""
+    """True for a function or class that the worker can import by name: not from __main__, not
+    local, and not in a module registered with ``cloudpickle.register_pickle_by_value``."""
     module = getattr(command, "__module__", None)
     qualname = getattr(command, "__qualname__", "")
-    return (
-        isinstance(module, str)
-        and module != "__main__"
-        and "<" not in qualname
-        and callable(command)
-    )
+    if not (isinstance(module, str) and module != "__main__" and "<" not in qualname and callable(command)):
+        return False
+    try:
+        from cloudpickle import cloudpickle as _cloudpickle
+
+        return bool(_cloudpickle._should_pickle_by_reference(command))
+    except Exception:  # a cloudpickle without that helper: trust the module name
+        return True
 
 
 class Serializer:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
 import os
 import re
 import secrets
@@ -38,18 +39,24 @@ from .launcher import Launcher, Queued
 from .monitor import JOB_COLUMNS, Monitor
 
 __all__ = [
+    "DEFAULT_SCRIPT_DIRECTORY",
+    "DIRECTIVE_LINE",
+    "DIRECTIVE_VALUE",
+    "LOG_FOLDER",
     "ClusterLauncher",
     "ClusterMonitor",
-    "DEFAULT_SCRIPT_DIRECTORY",
-    "DIRECTIVE_VALUE",
-    "DIRECTIVE_LINE",
-    "render_script",
-    "job_name",
+    "array_indices",
     "cluster_controller",
+    "job_name",
+    "megabytes",
+    "render_script",
 ]
 
 DEFAULT_SCRIPT_DIRECTORY = os.path.join(".crew", "scripts")
 """Where job scripts, worker logs and the secret file go by default, under the working directory."""
+
+LOG_FOLDER = "logs"
+"""The folder inside ``script_directory`` that holds the default worker logs."""
 
 PLACEHOLDER_CALL = "<the worker's command line, known once the controller starts>"
 """What :meth:`ClusterLauncher.script` shows in place of the worker's command before the start."""
@@ -66,6 +73,24 @@ def job_name(text: str, limit: int | None = None) -> str:
     elif not cleaned[0].isalpha():
         cleaned = f"crew-{cleaned}"
     return cleaned[:limit] if limit else cleaned
+
+
+def megabytes(gigabytes: float) -> int:
+    """Whole megabytes (rounded up) in a possibly fractional number of gigabytes (1 GB = 1024 MB)."""
+    return math.ceil(round(gigabytes * 1024, 6))
+
+
+def array_indices(spec: str) -> list[int]:
+    """The array indices in the schedulers' range notation ``1-3,7,9-15:3`` (a ``%`` limit is dropped)."""
+    found: list[int] = []
+    for part in spec.split("%")[0].split(","):
+        part = part.strip()
+        if not part:
+            continue
+        first, _, rest = part.partition("-")
+        last, _, step = rest.partition(":")
+        found += range(int(first), int(last or first) + 1, int(step or 1))
+    return found
 
 
 def render_script(shell: str, prefix: str, directives: Iterable[str], lines: Iterable[str], call: str) -> str:
@@ -252,7 +277,7 @@ class ClusterLauncher(Launcher, abc.ABC):
     @property
     def log_directory(self) -> str:
         """The folder of the default worker logs."""
-        return os.path.join(self.script_directory, "logs")
+        return os.path.join(self.script_directory, LOG_FOLDER)
 
     def log_path(self, stream: str) -> str:
         """Where the workers' ``"output"`` or ``"error"`` stream goes (given, or one file per task)."""
@@ -401,6 +426,8 @@ class ClusterMonitor(Monitor):
         machine: the plumbum machine that runs the commands (default ``plumbum.local``).
         command_cancel: the cancel command (default the scheduler's).
         seconds_timeout: how long one scheduler command may take.
+        script_directory: the launchers' ``script_directory``, where :meth:`log` finds the default
+            log files (in ``logs/`` inside) of jobs the scheduler has forgotten.
 
     A subclass implements :meth:`jobs` (building rows with :meth:`_row`) and sets
     :attr:`default_cancel` and :attr:`states`.
@@ -417,11 +444,19 @@ class ClusterMonitor(Monitor):
         machine: Any = None,
         command_cancel: str | Sequence[str] | None = None,
         seconds_timeout: float = 60.0,
+        script_directory: str | os.PathLike | None = None,
     ):
         self.job_name = validate.text("job_name", job_name)
         self.machine = _machine(machine)
         self.command_cancel = _command_words("command_cancel", self.default_cancel if command_cancel is None else command_cancel)
         self.seconds_timeout = validate.number("seconds_timeout", seconds_timeout, exclusive_minimum=True)
+        directory = script_directory if script_directory is not None else DEFAULT_SCRIPT_DIRECTORY
+        self.script_directory = validate.path("script_directory", directory)
+
+    @property
+    def log_directory(self) -> str:
+        """The folder of the launchers' default worker logs."""
+        return os.path.join(self.script_directory, LOG_FOLDER)
 
     def _run(self, argv: Sequence[str], stdin: str | None = None) -> str:
         """Run one command on :attr:`machine`; the only place this monitor runs commands."""
@@ -443,10 +478,10 @@ class ClusterMonitor(Monitor):
     ) -> dict[str, Any]:
         """One row of :meth:`jobs` with the state normalised (an unknown state counts as running)."""
         state = self.states.get(raw_state.upper(), "running")
-        row = dict(
-            id=id, array_index=array_index, name=name, state=state, reason=reason or None,
-            node=node or None, start_time=start_time or None, raw_state=raw_state,
-        )
+        row = {
+            "id": id, "array_index": array_index, "name": name, "state": state, "reason": reason or None,
+            "node": node or None, "start_time": start_time or None, "raw_state": raw_state,
+        }
         assert tuple(row) == JOB_COLUMNS
         return row
 

@@ -19,6 +19,7 @@ import os
 import pickle
 import queue
 import secrets
+import struct
 import threading
 import time
 import warnings
@@ -47,7 +48,7 @@ _live: "weakref.WeakSet[Controller]" = weakref.WeakSet()
 
 
 class _Task:
-    __slots__ = ("id", "name", "command", "blob", "rest", "seed", "timeout", "crashes", "callback")
+    __slots__ = ("id", "name", "command", "blob", "rest", "seed", "timeout", "crashes", "callback", "suspect")
 
     def __init__(self, id, name, command, blob, rest, seed, timeout):
         self.id = id
@@ -59,6 +60,7 @@ class _Task:
         self.timeout = timeout
         self.crashes = 0
         self.callback = None
+        self.suspect = False  # its worker died while holding it and others: it runs alone next
 
     def wire(self) -> tuple:
         return (self.id, self.blob, self.rest, self.seed, self.timeout)
@@ -67,7 +69,9 @@ class _Task:
 class _Worker:
     """A connected, authenticated worker, as the loop sees it."""
 
-    __slots__ = ("pipe", "id", "pid", "host", "instance", "outstanding", "stealing", "average", "leaving", "budget")
+    __slots__ = ("pipe", "id", "pid", "host", "instance", "outstanding", "stealing", "average", "leaving", "budget",
+                 "marked")
+    # A worker running a suspect task holds only that task (see Controller._requeue).
 
     def __init__(self, pipe, id, pid, host, instance, budget):
         self.pipe = pipe
@@ -80,6 +84,7 @@ class _Worker:
         self.average: float | None = None
         self.leaving: str | None = None
         self.budget = budget  # tasks it may still be sent (tasks_max)
+        self.marked: int | None = None  # the task it last reported as running
 
     @property
     def limit(self) -> int:
@@ -173,6 +178,7 @@ class Controller:
         self._terminated = False
         # State below is owned by the loop thread.
         self._queue: collections.deque[_Task] = collections.deque()
+        self._suspects: collections.deque[_Task] = collections.deque()
         self._tasks: dict[int, _Task] = {}
         self._workers: dict[int, _Worker] = {}
         self._strangers: dict[int, tuple[Any, bytes]] = {}
@@ -604,7 +610,9 @@ class Controller:
         self._raise_error()
         if not self._started:
             self.start()
-        return self._scale_round()
+        launched = self._scale_round()
+        self._scale_wanted.set()  # the background loop watches the launch from here on
+        return launched
 
     def autoscale(self, enabled: bool = True) -> None:
         """Turn background auto-scaling on (the default) or off.
@@ -705,10 +713,21 @@ class Controller:
                         counts[id(instance.handle)] = left - 1
                         instance.launched = now  # seconds_launch counts from when it leaves the queue
                     instance.reason = status.reason if (status and instance.queued) else None
+        exits = {}
+        for handle in _distinct(i.handle for i in waiting if i.handle is not None):
+            try:
+                exits[id(handle)] = self.launcher.exit_status(handle)
+            except Exception:
+                exits[id(handle)] = None
         expired = []
         with self._instances_lock:
             for instance in waiting:
-                if instance.state == "launching" and not instance.queued and now - instance.launched > self.launcher.seconds_launch:
+                ended = exits.get(id(instance.handle))
+                if ended and instance.state == "launching":
+                    log.warning("%s: a launched worker ended before it dialled in (%s)", self.name, ended)
+                    instance.reason = f"ended before it dialled in ({ended})"
+                if instance.state == "launching" and (ended or (
+                        not instance.queued and now - instance.launched > self.launcher.seconds_launch)):
                     instance.state = "failed"
                     self._slots[instance.slot - 1].failed_launches += 1
                     self.launcher.instances.remove(instance)
@@ -809,6 +828,8 @@ class Controller:
             self._results(worker, frame)
         elif head == P.RETURNED:
             self._returned(worker, frame)
+        elif head == P.STARTED:
+            worker.marked = struct.unpack(">q", frame[1:9])[0]
         elif head == P.GOODBYE:
             self._goodbye(worker, frame)
         else:
@@ -926,22 +947,40 @@ class Controller:
                 self.launcher.instances.remove(instance)
 
     def _requeue(self, worker: _Worker, charge: bool) -> None:
-        """Give a departed worker's unfinished tasks back to the queue; charge the running one."""
+        """Give a departed worker's unfinished tasks back to the queue; after a crash (``charge``),
+        charge the task it was running.
+
+        That task is known when the worker reported it as started (it does so for any task that
+        runs over a millisecond) or held nothing else. Otherwise the worker may have died in any
+        of the tasks it held (finished tasks' results can die with it): none is charged, and each
+        becomes a suspect that runs alone on its next worker, where a crash is exact.
+        """
         if not worker.outstanding:
             return
         tasks = list(worker.outstanding.values())
         worker.outstanding.clear()
         if charge:
-            first = tasks[0]
-            first.crashes += 1
             if worker.instance is not None:
                 self._slots[worker.instance.slot - 1].crashes += 1
-            if first.crashes > self.crashes_max:
-                tasks = tasks[1:]
-                self._crashed(worker, first)
+            culprit = next((task for task in tasks if task.id == worker.marked), None)
+            if culprit is None and len(tasks) == 1:
+                culprit = tasks[0]
+            if culprit is None:
+                for task in tasks:
+                    task.suspect = True
+            else:
+                tasks.remove(culprit)
+                culprit.crashes += 1
+                culprit.suspect = False
+                if culprit.crashes > self.crashes_max:
+                    self._crashed(worker, culprit)
+                else:
+                    tasks.insert(0, culprit)
         for task in reversed(tasks):
             if task.id in self._cancelling:
                 self._resolve_plain(task, "cancel", "cancelled", worker)
+            elif task.suspect:
+                self._suspects.appendleft(task)
             else:
                 self._queue.appendleft(task)
 
@@ -949,7 +988,7 @@ class Controller:
         status = None
         if worker.instance is not None and worker.instance.handle is not None:
             try:
-                status = self.launcher.exit_status(worker.instance.handle)
+                status = self.launcher.exit_status(worker.instance.handle, timeout=1.0)
             except Exception:
                 status = None
         message = (f"the worker (pid {worker.pid} on {worker.host}) exited while running the task"
@@ -1042,6 +1081,8 @@ class Controller:
             if task_id in self._cancelling:
                 self._cancelling.discard(task_id)
                 self._resolve_plain(task, "cancel", "cancelled before it started", worker)
+            elif task.suspect:
+                self._suspects.appendleft(task)
             else:
                 self._queue.appendleft(task)
 
@@ -1075,13 +1116,14 @@ class Controller:
         def wanted(task: _Task) -> bool:
             return names is None or task.name in names
 
-        kept = collections.deque()
-        for task in self._queue:
-            if wanted(task):
-                self._resolve_plain(task, "cancel", "cancelled before it started", None)
-            else:
-                kept.append(task)
-        self._queue = kept
+        for source in ("_queue", "_suspects"):
+            kept = collections.deque()
+            for task in getattr(self, source):
+                if wanted(task):
+                    self._resolve_plain(task, "cancel", "cancelled before it started", None)
+                else:
+                    kept.append(task)
+            setattr(self, source, kept)
         for worker in self._workers.values():
             ids = [task_id for task_id, task in worker.outstanding.items() if wanted(task)]
             if ids:
@@ -1098,12 +1140,15 @@ class Controller:
             return False
 
     def _dispatch(self) -> None:
+        if self._suspects:
+            self._dispatch_suspects()
         queue_ = self._queue
         if not queue_:
             self._steal()
             return
         ready = [w for w in self._workers.values()
-                 if w.leaving is None and w.budget > 0 and len(w.outstanding) < w.limit]
+                 if w.leaving is None and w.budget > 0 and len(w.outstanding) < w.limit
+                 and not (w.outstanding and next(iter(w.outstanding.values())).suspect)]
         if not ready:
             return
         ready.sort(key=lambda w: len(w.outstanding))
@@ -1120,17 +1165,30 @@ class Controller:
                     continue  # resolved meanwhile (cancelled)
                 batch.append(task)
                 size += len(task.blob) + (len(task.rest) if task.rest else 0)
-            if not batch:
-                continue
-            frame = P.TASKS + pickle.dumps([task.wire() for task in batch], PROTOCOL)
-            outstanding = worker.outstanding
+            if batch:
+                self._send_tasks(worker, batch, queue_)
+
+    def _dispatch_suspects(self) -> None:
+        """Send each suspect task alone to a worker that holds nothing else."""
+        for worker in list(self._workers.values()):
+            if not self._suspects:
+                return
+            if worker.leaving is None and worker.budget > 0 and not worker.outstanding:
+                task = self._suspects.popleft()
+                if task.id in self._tasks:
+                    self._send_tasks(worker, [task], self._suspects)
+
+    def _send_tasks(self, worker: _Worker, batch: list[_Task], source: collections.deque) -> None:
+        frame = P.TASKS + pickle.dumps([task.wire() for task in batch], PROTOCOL)
+        outstanding = worker.outstanding
+        for task in batch:
+            outstanding[task.id] = task
+        worker.budget -= len(batch)
+        if not self._send(worker, frame):
             for task in batch:
-                outstanding[task.id] = task
-            worker.budget -= len(batch)
-            if not self._send(worker, frame):
-                for task in batch:
-                    outstanding.pop(task.id, None)
-                queue_.extendleft(reversed(batch))
+                outstanding.pop(task.id, None)
+            worker.budget += len(batch)
+            source.extendleft(reversed(batch))
 
     def _steal(self) -> None:
         """Move tasks sent ahead to a busy worker over to a worker that has nothing to do."""
@@ -1154,6 +1212,7 @@ class Controller:
                 pass
         unresolved = list(self._tasks.values())
         self._queue.clear()
+        self._suspects.clear()
         for task in unresolved:
             self._resolve_plain(task, "cancel", "the controller was terminated before the task finished", None)
         self._workers.clear()

@@ -150,9 +150,12 @@ class Launcher:
         """
         return None
 
-    def exit_status(self, handle: Any) -> str | None:
-        """How the worker behind ``handle`` ended (e.g. ``"signal SIGKILL"``), if the platform can
-        tell within a second; used in crash messages. Default: None."""
+    def exit_status(self, handle: Any, timeout: float = 0.0) -> str | None:
+        """How the worker behind ``handle`` ended (e.g. ``"signal SIGKILL"``), or None while it
+        runs or when the platform cannot tell. Waits up to ``timeout`` seconds for the end.
+
+        The controller uses it for crash messages and to notice launches that died before
+        dialling in. Default: None (unknown)."""
         return None
 
     def close(self) -> None:

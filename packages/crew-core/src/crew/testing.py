@@ -147,8 +147,11 @@ class ControllerSuite:
         return pids_alive(pids)
 
     def scratch_directory(self) -> str:
-        """A folder both the test and the workers can read and write."""
-        return tempfile.mkdtemp(prefix="crew-suite-", dir=os.getcwd())
+        """A folder both the test and the workers can read and write (under ``./.crew/suite``,
+        since cluster workers share the working directory, not /tmp)."""
+        parent = os.path.join(os.getcwd(), ".crew", "suite")
+        os.makedirs(parent, exist_ok=True)
+        return tempfile.mkdtemp(prefix="crew-suite-", dir=parent)
 
     # ------------------------------------------------------------------ the checks
     def test_informal(self):

@@ -20,6 +20,7 @@ import pickle
 import random
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ from ._serial import PROTOCOL, Serializer
 __all__ = ["main"]
 
 _CACHE_SIZE = 64
+_MARK_AFTER = 0.001  # seconds a task runs before the worker reports it as started
 _FRAME_ROOM = 64 * 1024  # bytes kept free in a frame for everything but a result's payload
 
 
@@ -78,8 +80,12 @@ class Worker:
         self.welcomed = threading.Event()
         self.gone = threading.Event()
         self.outbox: list = []
+        self.outbox_lock = threading.Lock()
         self.outbox_ready = threading.Event()
         self.send_lock = threading.Lock()
+        self.busy = threading.Event()
+        self.seq = 0  # tasks started so far
+        self.marked = 0  # seq of the last task reported as started
         self.namespace: dict = {"__name__": "__crew__", "__builtins__": __builtins__}
         self.commands: collections.OrderedDict = collections.OrderedDict()
         self.warnings: list[str] = []
@@ -107,6 +113,7 @@ class Worker:
         self.socket.dial(url, block=False)
         threading.Thread(target=self._receive, name="crew-receive", daemon=True).start()
         threading.Thread(target=self._send, name="crew-send", daemon=True).start()
+        threading.Thread(target=self._mark, name="crew-mark", daemon=True).start()
         if not self.welcomed.wait(self.options.seconds_timeout):
             _log(f"no controller at {url} within {self.options.seconds_timeout:g} s; exiting")
             os._exit(3)
@@ -172,16 +179,25 @@ class Worker:
             raise _Interrupted()
 
     # ------------------------------------------------------------------ sending
-    def _post(self, frame) -> None:
-        self.outbox.append(frame)
-        self.outbox_ready.set()
+    def _post(self, item) -> None:
+        """Queue a frame or a result for the sender thread, which sends what piles up as one frame."""
+        with self.outbox_lock:
+            self.outbox.append(item)
+        if not self.outbox_ready.is_set():
+            self.outbox_ready.set()
 
     def _send(self) -> None:
-        """Sends whatever has piled up as one frame of results (plus any control frames)."""
         while True:
             self.outbox_ready.wait()
             self.outbox_ready.clear()
-            items, self.outbox = self.outbox, []
+            self._flush()
+
+    def _flush(self, *extra) -> None:
+        """Send everything queued, then ``extra`` results, in order."""
+        with self.send_lock:
+            with self.outbox_lock:
+                items, self.outbox = self.outbox, []
+            items.extend(extra)
             results = []
             for item in items:
                 if isinstance(item, tuple):
@@ -190,8 +206,7 @@ class Worker:
                 if results:
                     self._send_results(results)
                     results = []
-                with self.send_lock:
-                    self.socket.send(item)
+                self.socket.send(item)
             if results:
                 self._send_results(results)
 
@@ -210,9 +225,21 @@ class Worker:
                 size += len(result[2] or b"") + len(result[4] or "") + _FRAME_ROOM
             batches.append(current)
         for batch in batches:
-            frame = P.RESULTS + pickle.dumps(batch, PROTOCOL)
-            with self.send_lock:
-                self.socket.send(frame)
+            self.socket.send(P.RESULTS + pickle.dumps(batch, PROTOCOL))
+
+    def _mark(self) -> None:
+        """Report a task as started once it has run for a millisecond.
+
+        Results of earlier tasks are sent first, and a reported task's own result is sent before
+        the next task starts, so if the worker dies the controller knows which task it was running.
+        """
+        while True:
+            self.busy.wait()
+            seq, running = self.seq, self.running
+            time.sleep(_MARK_AFTER)
+            if running is not None and self.seq == seq and self.running == running and self.marked != seq:
+                self.marked = seq
+                self._post(P.STARTED + struct.pack(">q", running))
 
     # ------------------------------------------------------------------ running tasks
     def run(self) -> None:
@@ -236,13 +263,17 @@ class Worker:
                     if timers_on:
                         limit = min(idle - (now - self.last_active), wall - (now - self.started))
                         limit = None if math.isinf(limit) else max(limit, 0.001)
+                    self.busy.clear()
                     self.lock.wait(limit)
                 task = self.tasks.popleft()
+                self.seq += 1
                 self.running = task[0]
+            if not self.busy.is_set():
+                self.busy.set()
             result = self._execute(task, settings)
-            if not self.tasks and not self.outbox:
-                # Nothing else to run: send the result now rather than hand it to the sender.
-                self._send_results([result])
+            if self.marked == self.seq or not self.tasks:
+                # A task reported as started, or nothing else to run: send the result now.
+                self._flush(result)
             else:
                 self._post(result)
             self.done += 1
@@ -293,7 +324,8 @@ class Worker:
             if timeout is not None:
                 self._arm(task_id, timeout)
             if isinstance(command, _Source):
-                scope = dict(self.namespace)
+                # With reset_globals, names the code sets live in a scratch copy; without, they stay.
+                scope = dict(self.namespace) if names is not None else self.namespace
                 if data:
                     scope.update(data)
                 value = command(scope)

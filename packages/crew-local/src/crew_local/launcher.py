@@ -61,11 +61,13 @@ class LocalLauncher(crew.Launcher):
     def terminate_worker(self, handle: subprocess.Popen) -> None:
         self.terminate_workers([handle])
 
-    def exit_status(self, handle: subprocess.Popen) -> str | None:
-        """``exit code N`` or ``signal NAME`` once the process has ended (waits up to 1 s)."""
+    def exit_status(self, handle: subprocess.Popen, timeout: float = 0.0) -> str | None:
+        """``exit code N`` or ``signal NAME`` once the process has ended, else None."""
         try:
-            code = handle.wait(timeout=1)
+            code = handle.wait(timeout=timeout) if timeout else handle.poll()
         except subprocess.TimeoutExpired:
+            return None
+        if code is None:
             return None
         if code < 0:
             return f"signal {signal.Signals(-code).name}"

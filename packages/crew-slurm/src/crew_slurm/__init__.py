@@ -20,4 +20,4 @@ plugin = crew.Plugin(
     monitor=SlurmMonitor,
 )
 
-__all__ = ["SlurmLauncher", "SlurmMonitor", "slurm_controller", "plugin"]
+__all__ = ["SlurmLauncher", "SlurmMonitor", "plugin", "slurm_controller"]

@@ -28,7 +28,7 @@ def slurm_controller(
     seconds_launch: float = 60.0,
     seconds_idle: float = math.inf,
     seconds_wall: float = math.inf,
-    tasks_max: int | float = math.inf,
+    tasks_max: float = math.inf,
     tasks_timers: int = 0,
     reset_globals: bool = True,
     reset_modules: bool = False,

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from crew import Queued, SettingError, validate
-from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher
+from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, megabytes
 
 __all__ = ["SlurmLauncher", "parse_job_id", "parse_pending"]
 
@@ -43,11 +43,6 @@ def parse_pending(output: str) -> dict[str, Queued]:
 
 def _reason(text: str) -> str | None:
     return None if text in ("", "None", "(null)") else text
-
-
-def _megabytes(gigabytes: float) -> int:
-    """Whole megabytes (rounded up) in a possibly fractional number of gigabytes."""
-    return math.ceil(round(gigabytes * 1024, 6))
 
 
 class SlurmLauncher(ClusterLauncher):
@@ -132,8 +127,8 @@ class SlurmLauncher(ClusterLauncher):
             ("qos", self.qos),
             ("time", None if self.time_minutes is None else math.ceil(self.time_minutes)),
             ("cpus-per-task", self.cpus_per_task),
-            ("mem", None if self.memory_gigabytes_required is None else f"{_megabytes(self.memory_gigabytes_required)}M"),
-            ("mem-per-cpu", None if self.memory_gigabytes_per_cpu is None else f"{_megabytes(self.memory_gigabytes_per_cpu)}M"),
+            ("mem", None if self.memory_gigabytes_required is None else f"{megabytes(self.memory_gigabytes_required)}M"),
+            ("mem-per-cpu", None if self.memory_gigabytes_per_cpu is None else f"{megabytes(self.memory_gigabytes_per_cpu)}M"),
             ("gres", self._gres()),
             ("constraint", self.constraint),
         )

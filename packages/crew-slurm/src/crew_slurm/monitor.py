@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from crew import SchedulerError, validate
-from crew.cluster import DEFAULT_SCRIPT_DIRECTORY, ClusterMonitor
+from crew.cluster import ClusterMonitor, array_indices
 
-__all__ = ["SlurmMonitor", "parse_squeue", "parse_sacct", "STATES"]
+__all__ = ["STATES", "SlurmMonitor", "parse_sacct", "parse_squeue"]
 
 _logger = logging.getLogger("crew.slurm")
 
@@ -47,19 +47,6 @@ def _time(text: str) -> datetime.datetime | None:
         return None
 
 
-def _indices(spec: str) -> list[int]:
-    """The array indices in SLURM's notation ``1-3,7,9-11%4`` (the ``%`` limit is dropped)."""
-    indices: list[int] = []
-    for part in spec.split("%")[0].split(","):
-        first, _, last = part.partition("-")
-        step = 1
-        if ":" in last:
-            last, _, step_text = last.partition(":")
-            step = int(step_text)
-        indices += range(int(first), int(last or first) + 1, step)
-    return indices
-
-
 def parse_squeue(output: str) -> list[dict[str, Any]]:
     """Rows from ``squeue --noheader --array --format=%i|%K|%T|%r|%N|%S|%j``.
 
@@ -73,15 +60,15 @@ def parse_squeue(output: str) -> list[dict[str, Any]]:
         # The name comes last and may itself hold the delimiter.
         job_id, index, state, reason, node, start, name = line.split("|", 6)
         pending = state.strip() == "PENDING"
-        rows.append(dict(
-            id=job_id.strip(),
-            array_index=int(index) if index.strip().isdigit() else None,
-            name=name.strip(),
-            raw_state=state.strip(),
-            reason=_value(reason),
-            node=None if pending else _value(node),
-            start_time=None if pending else _time(start),
-        ))
+        rows.append({
+            "id": job_id.strip(),
+            "array_index": int(index) if index.strip().isdigit() else None,
+            "name": name.strip(),
+            "raw_state": state.strip(),
+            "reason": _value(reason),
+            "node": None if pending else _value(node),
+            "start_time": None if pending else _time(start),
+        })
     return rows
 
 
@@ -99,15 +86,15 @@ def parse_sacct(output: str) -> list[dict[str, Any]]:
         raw_state = state.split()[0] if state.strip() else "UNKNOWN"
         pending = _PENDING_ARRAY.fullmatch(job_id.strip())
         if pending:
-            ids = [(f"{pending.group(1)}_{index}", index) for index in _indices(pending.group(2))]
+            ids = [(f"{pending.group(1)}_{index}", index) for index in array_indices(pending.group(2))]
         else:
-            parent, _, index = job_id.strip().partition("_")
+            index = job_id.strip().partition("_")[2]
             ids = [(job_id.strip(), int(index) if index.isdigit() else None)]
         for row_id, array_index in ids:
-            rows.append(dict(
-                id=row_id, array_index=array_index, name=name.strip(), raw_state=raw_state,
-                reason=_value(reason), node=_value(node), start_time=_time(start),
-            ))
+            rows.append({
+                "id": row_id, "array_index": array_index, "name": name.strip(), "raw_state": raw_state,
+                "reason": _value(reason), "node": _value(node), "start_time": _time(start),
+            })
     return rows
 
 
@@ -121,8 +108,8 @@ class SlurmMonitor(ClusterMonitor):
         seconds_timeout: how long one SLURM command may take.
         accounting: also list finished jobs from ``sacct``: True, False, or None (the default)
             to use it when SLURM's accounting is on.
-        script_directory: where :meth:`log` looks for default log files of jobs SLURM has
-            forgotten (the launchers' ``script_directory``).
+        script_directory: the launchers' ``script_directory``, where :meth:`log` finds the
+            default log files of jobs SLURM has forgotten.
     """
 
     default_cancel = "scancel"
@@ -137,10 +124,11 @@ class SlurmMonitor(ClusterMonitor):
         accounting: bool | None = None,
         script_directory: str | os.PathLike | None = None,
     ):
-        super().__init__(job_name=job_name, machine=machine, command_cancel=command_cancel, seconds_timeout=seconds_timeout)
+        super().__init__(
+            job_name=job_name, machine=machine, command_cancel=command_cancel,
+            seconds_timeout=seconds_timeout, script_directory=script_directory,
+        )
         self.accounting = None if accounting is None else validate.flag("accounting", accounting)
-        directory = script_directory if script_directory is not None else DEFAULT_SCRIPT_DIRECTORY
-        self.script_directory = validate.path("script_directory", directory)
 
     def jobs(self) -> list[dict[str, Any]]:
         """The user's crew jobs, one row per array task: in the queue, recently ended, and (with
@@ -181,6 +169,6 @@ class SlurmMonitor(ClusterMonitor):
         if paths:
             return paths
         job, _, index = job_id.partition("_")
-        logs = self.machine.path(os.path.join(self.script_directory, "logs"))
+        logs = self.machine.path(self.log_directory)
         pattern = f"*_{job}_{index or '*'}"
         return [str(path) for suffix in ("out", "err") for path in sorted(logs // f"{pattern}.{suffix}")]

@@ -40,36 +40,4 @@ def local_controller(
     Start it with ``controller.start()`` or a ``with`` block; see :class:`crew.Launcher` and
     :class:`crew.Controller` for the arguments.
     """
-    client = crew.Client(
-        host=host,
-        port=port,
-        tls=tls,
-        serializer=serializer,
-        profile=profile,
-        seconds_interval=seconds_interval,
-        seconds_timeout=seconds_timeout,
-    )
-    launcher = LocalLauncher(
-        name=name,
-        workers=workers,
-        seconds_interval=seconds_interval,
-        seconds_timeout=seconds_timeout,
-        seconds_launch=seconds_launch,
-        seconds_idle=seconds_idle,
-        seconds_wall=seconds_wall,
-        tasks_max=tasks_max,
-        tasks_timers=tasks_timers,
-        tls=tls,
-        python=python,
-        metrics=metrics,
-    )
-    controller = crew.Controller(
-        client,
-        launcher,
-        reset_globals=reset_globals,
-        reset_modules=reset_modules,
-        garbage_collection=garbage_collection,
-        crashes_max=crashes_max,
-        backup=backup,
-    )
-    return controller.validate()
+    return crew.build_controller(LocalLauncher, **locals())

@@ -6,6 +6,7 @@ provide a launcher, a monitor and a ``<name>_controller(...)`` helper.
 """
 
 from . import validate
+from ._build import build_controller
 from .client import Client
 from .controller import Controller
 from . import discovery
@@ -42,6 +43,7 @@ __all__ = [
     "SettingError",
     "TLS",
     "TaskError",
+    "build_controller",
     "controller",
     "discovery",
     "validate",

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Mapping
 from typing import Any
 
+import crew
 from crew.tls import TLS
 
 from .launcher import AwsBatchLauncher
 
 __all__ = ["aws_batch_controller"]
-
-
-def _launcher_arguments() -> list[str]:
-    """The names of AwsBatchLauncher's arguments (all of which the controller helper takes too)."""
-    return [name for name in inspect.signature(AwsBatchLauncher.__init__).parameters if name != "self"]
 
 
 def aws_batch_controller(
@@ -74,26 +69,4 @@ def aws_batch_controller(
     ``job_definition`` are required). The controller's TCP port must be open to the workers'
     security group (see the README).
     """
-    import crew
-
-    given = dict(locals())
-    launcher = AwsBatchLauncher(**{name: given[name] for name in _launcher_arguments()})
-    client = crew.Client(
-        host=host,
-        port=port,
-        tls=tls,
-        serializer=serializer,
-        profile=profile,
-        seconds_interval=seconds_interval,
-        seconds_timeout=seconds_timeout,
-    )
-    controller = crew.Controller(
-        client,
-        launcher,
-        reset_globals=reset_globals,
-        reset_modules=reset_modules,
-        garbage_collection=garbage_collection,
-        crashes_max=crashes_max,
-        backup=backup,
-    )
-    return controller.validate()
+    return crew.build_controller(AwsBatchLauncher, **locals())

@@ -3,6 +3,8 @@ own tests (the conformance suite included) before anyone changes a line."""
 
 import importlib.util
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -129,3 +131,87 @@ def test_generated_plugin_installs_registers_and_passes_its_tests(tmp_path):
     )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
     assert "8 passed" in tests.stdout, tests.stdout[-2000:]
+
+
+# ---------------------------------------------------------------------- docs/site-launchers.md
+_DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "site-launchers.md"
+_TITLED = re.compile(r'^```(\w+) title="([^"]+)"\n(.*?)^```', re.S | re.M)
+_CONSOLE = re.compile(r"^```console\n\$ (crew config[^\n]*)\n(.*?)^```", re.S | re.M)
+
+
+def _doc_files():
+    """The files the page shows, by their title."""
+    return {title: text for _, title, text in _TITLED.findall(_DOC.read_text())}
+
+
+def _slurm_settings(controller):
+    launcher = controller.launcher
+    return {key: getattr(launcher, key) for key in ("partition", "account", "time_minutes", "script_lines",
+                                                    "seconds_idle")}
+
+
+def test_site_configuration_as_documented(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("crew_slurm")
+    from crew import cli, discovery
+
+    files = _doc_files()
+    system = tmp_path / "etc" / "crew.toml"
+    user = tmp_path / "config" / "crew" / "crew.toml"
+    for path, title in ((system, "/etc/crew/crew.toml"), (user, "~/.config/crew/crew.toml")):
+        path.parent.mkdir(parents=True)
+        path.write_text(files[title])
+    monkeypatch.setattr(discovery, "SYSTEM_CONFIG", system)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("CREW_CONFIG", raising=False)
+
+    controller = crew.controller("slurm", workers=8)
+    assert _slurm_settings(controller) == {
+        "partition": "long", "account": "physics", "time_minutes": 60,
+        "script_lines": ["module load python/3.11"], "seconds_idle": 300,
+    }
+    assert crew.controller("slurm", workers=8, account="bio").launcher.account == "bio"
+
+    command, shown = _CONSOLE.search(_DOC.read_text()).groups()
+    assert cli.main(command.split()[1:]) == 0
+    printed = capsys.readouterr().out
+    expected = shown.replace("/home/ada/.config/crew/crew.toml", str(user)).replace("/etc/crew/crew.toml", str(system))
+    assert printed == expected
+
+
+def test_site_launcher_package_as_documented(tmp_path):
+    pytest.importorskip("crew_slurm")
+    files = {title: text for title, text in _doc_files().items() if title.startswith("crew-mysite/")}
+    assert sorted(files) == ["crew-mysite/pyproject.toml", "crew-mysite/src/crew_mysite/__init__.py"]
+    for title, text in files.items():
+        (tmp_path / title).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / title).write_text(text)
+    site = tmp_path / "site"
+    _pip_install_target(tmp_path / "crew-mysite", site)
+    config = tmp_path / "project.toml"
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "no-config"),
+               PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env.pop("CREW_CONFIG", None)
+
+    listed = subprocess.run([sys.executable, "-m", "crew", "launchers"], env=env, capture_output=True,
+                            text=True, timeout=60, check=True).stdout
+    assert any(line.split() == ["mysite", "crew-mysite", "0.1.0", "crew_mysite:plugin"] for line in listed.splitlines())
+
+    def script(code, **extra):
+        ran = subprocess.run([sys.executable, "-c", "import crew\n" + code], env=dict(env, **extra),
+                             capture_output=True, text=True, timeout=60)
+        assert ran.returncode == 0, ran.stderr
+        return ran.stdout.splitlines()
+
+    lines = script('print(crew.controller("mysite", workers=4).launcher.script(n=4))')
+    for line in ("#SBATCH --array=1-4", "#SBATCH --partition=short", "#SBATCH --account=physics",
+                 "module load python/3.11", "export OMP_NUM_THREADS=1"):
+        assert line in lines, lines
+    config.write_text('[launchers.mysite]\npartition = "long"\n')
+    lines = script('print(crew.controller("mysite").launcher.script())', CREW_CONFIG=str(config))
+    assert "#SBATCH --partition=long" in lines and "#SBATCH --account=physics" in lines
+    lines = script('print(crew.controller("mysite", partition="gpu").launcher.script())', CREW_CONFIG=str(config))
+    assert "#SBATCH --partition=gpu" in lines
+    config.write_text('[launchers.mysite]\npartiton = "long"\n')
+    ran = subprocess.run([sys.executable, "-c", 'import crew; crew.controller("mysite")'],
+                         env=dict(env, CREW_CONFIG=str(config)), capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 1 and "'partiton' is not an argument of slurm_controller" in ran.stderr

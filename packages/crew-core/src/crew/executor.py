@@ -243,8 +243,7 @@ class Executor(concurrent.futures.Executor):
         self._cancel_tasks(cancelled)
 
     def _on_result(self, future: _Future, result: Result) -> None:
-        """In the controller's loop thread: take the result from the poppable ones, hand it on."""
-        self._controller._claim(result.name)
+        """In the controller's loop thread (the result is ours, not pop()'s): hand it on."""
         self._resolutions.put((future, result))
 
     def _resolve(self) -> None:
@@ -289,8 +288,8 @@ def _chunks(items: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
 async def push_async(controller: "Controller", command: Callable | str, **options: Any) -> Result:
     """Push one task and await its :class:`crew.Result` (``options`` as for ``Controller.push``).
 
-    The event loop is woken when the task resolves (no polling). The result is taken out of the
-    controller's poppable results. Cancelling the awaiting coroutine cancels the task.
+    The event loop is woken when the task resolves (no polling). The result does not also come
+    out of the controller's ``pop()``. Cancelling the awaiting coroutine cancels the task.
     """
     loop = asyncio.get_running_loop()
     waiter: asyncio.Future = loop.create_future()
@@ -299,8 +298,7 @@ async def push_async(controller: "Controller", command: Callable | str, **option
         if not waiter.done():
             waiter.set_result(result)
 
-    def callback(result: Result) -> None:
-        controller._claim(result.name)
+    def callback(result: Result) -> None:  # in the controller's loop thread
         try:
             loop.call_soon_threadsafe(settle, result)
         except RuntimeError:  # the event loop was closed meanwhile

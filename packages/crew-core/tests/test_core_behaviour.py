@@ -66,9 +66,9 @@ class ProcessLauncher(crew.Launcher):
                 handle.kill()
                 handle.wait()
 
-    def exit_status(self, handle: subprocess.Popen) -> str | None:
+    def exit_status(self, handle: subprocess.Popen, timeout: float = 0.0) -> str | None:
         try:
-            code = handle.wait(timeout=1)
+            code = handle.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
         return f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"

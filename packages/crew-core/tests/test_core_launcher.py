@@ -86,6 +86,7 @@ def test_optional_methods_have_harmless_defaults():
     assert launcher.queued([1, 2]) is None
     assert launcher.exit_status(1) is None
     assert launcher.terminate_worker(1) is None
+    assert launcher.close() is None
 
 
 def test_launcher_defaults():

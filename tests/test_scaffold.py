@@ -5,6 +5,7 @@ import importlib.util
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -100,11 +101,17 @@ def test_existing_folder_is_kept(tmp_path):
 
 
 def _pip_install_target(source, target):
-    """Build and install ``source`` (not editable, no dependencies) into the folder ``target``."""
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               "--no-deps", "--target", str(target), str(source)]
+    """Build and install ``source`` (not editable, no dependencies) into the folder ``target``,
+    with pip, or with uv where the environment has no pip (a uv-made virtualenv)."""
+    if importlib.util.find_spec("pip") is not None:
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    elif shutil.which("uv"):
+        command = [shutil.which("uv"), "pip", "install", "--quiet", "--python", sys.executable]
+    else:
+        pytest.fail("neither pip nor uv is available to install a package")
+    command += ["--no-deps", "--target", str(target), str(source)]
     if importlib.util.find_spec("hatchling") is not None:
-        command.insert(4, "--no-build-isolation")  # build offline with the hatchling at hand
+        command.append("--no-build-isolation")  # build offline with the hatchling at hand
     subprocess.run(command, check=True, timeout=300)
 
 

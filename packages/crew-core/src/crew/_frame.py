@@ -11,7 +11,7 @@ from .results import Result
 __all__ = ["results_frame", "COLUMNS"]
 
 COLUMNS = tuple(item.name for item in fields(Result) if item.name != "exception")
-"""The DataFrame's columns: the fields of :class:`crew.Result`, in order (not ``exception``)."""
+"""The DataFrame's columns: the fields of [`crew.Result`][crew.Result], in order (not ``exception``)."""
 
 
 class FrameError(CrewError, ImportError):
@@ -23,7 +23,7 @@ def results_frame(results: Iterable[Result]) -> Any:
 
     The ``result`` column has dtype ``object`` and holds the tasks' values unchanged.
 
-    Raises an ImportError (also a :class:`crew.CrewError`) naming the ``frame`` extra when
+    Raises an ImportError (also a [`crew.CrewError`][crew.CrewError]) naming the ``frame`` extra when
     pandas is not installed.
     """
     try:

@@ -1,6 +1,6 @@
 """Find installed launcher plugins and build their controllers with the site's defaults.
 
-Each plugin package registers a :class:`crew.Plugin` under the entry-point group
+Each plugin package registers a [`crew.Plugin`][crew.Plugin] under the entry-point group
 ``crew.launchers``. Nothing is imported until asked for: ``import crew`` loads no plugin.
 
 ``crew.controller("slurm", workers=4)`` builds a controller with that plugin's helper
@@ -92,9 +92,10 @@ def installed() -> dict[str, Installed]:
 
 
 def load(name: str) -> Plugin:
-    """Import the plugin registered as ``name`` and return its :class:`crew.Plugin`.
+    """Import the plugin registered as ``name`` and return its [`crew.Plugin`][crew.Plugin].
 
-    Raises :class:`PluginNotFoundError` naming the package to install when none is registered.
+    Raises [`PluginNotFoundError`][crew.discovery.PluginNotFoundError], naming the package to
+    install, when none is registered.
     """
     if not isinstance(name, str) or not name:
         raise SettingError(f"the launcher name must be a non-empty string, not {name!r}")
@@ -228,8 +229,8 @@ def monitor(name: str, /, **options: Any) -> Any:
 class _CallableModule(types.ModuleType):
     """The ``crew.controller`` module, callable: ``crew.controller("slurm", **options)``.
 
-    The module keeps :class:`crew.Controller` (``crew.controller.Controller``); calling it is
-    :func:`crew.discovery.controller`.
+    The module keeps [`crew.Controller`][crew.Controller] (``crew.controller.Controller``); calling it is
+    [`crew.discovery.controller`][crew.discovery.controller].
     """
 
     def __call__(self, name: str, /, **options: Any) -> Any:

@@ -1,9 +1,9 @@
-"""crew as a :mod:`concurrent.futures` executor, and tasks awaited from :mod:`asyncio`.
+"""crew as a `concurrent.futures` executor, and tasks awaited from `asyncio`.
 
-``controller.executor()`` returns an :class:`Executor`: ``submit`` returns a real
-:class:`concurrent.futures.Future`, so ``concurrent.futures.wait``, ``as_completed`` and
+``controller.executor()`` returns an [`Executor`][crew.executor.Executor]: ``submit`` returns a
+real `concurrent.futures.Future`, so ``concurrent.futures.wait``, ``as_completed`` and
 ``loop.run_in_executor`` work with it. ``await controller.push_async(...)`` pushes one task and
-awaits its :class:`crew.Result` without blocking the event loop.
+awaits its [`crew.Result`][crew.Result] without blocking the event loop.
 """
 
 from __future__ import annotations
@@ -90,23 +90,23 @@ def _outcome(future: concurrent.futures.Future, result: Result) -> None:
 
 
 class Executor(concurrent.futures.Executor):
-    """A :class:`concurrent.futures.Executor` that runs each call as a task of ``controller``.
+    """A `concurrent.futures.Executor` that runs each call as a task of ``controller``.
 
     Make one with ``controller.executor(**options)``.
 
     Arguments:
-        controller: the :class:`crew.Controller` that runs the tasks (started on first use).
+        controller: the [`crew.Controller`][crew.Controller] that runs the tasks (started on first use).
         seconds_timeout: the time limit of each task (None: no limit). A task past it raises
-            :class:`crew.TaskError` from ``future.result()``.
+            [`crew.TaskError`][crew.TaskError] from ``future.result()``.
         globals: names set in the worker's global namespace for each task.
-        terminate: also terminate the controller in :meth:`shutdown` (default False: the
+        terminate: also terminate the controller in `shutdown` (default False: the
             controller outlives the executor).
 
     ``future.result()`` returns the call's value, or raises the exception the call raised, with
     the remote traceback attached as a note; a task that crashed its worker too often, timed out
-    or was cancelled by the controller raises :class:`crew.TaskError` (its ``result`` holds the
-    :class:`crew.Result`). Futures' done-callbacks run in a thread of the executor, never in the
-    controller's own threads.
+    or was cancelled by the controller raises [`crew.TaskError`][crew.TaskError] (its ``result``
+    holds the [`crew.Result`][crew.Result]). Futures' done-callbacks run in a thread of the
+    executor, never in the controller's own threads.
     """
 
     def __init__(
@@ -174,10 +174,10 @@ class Executor(concurrent.futures.Executor):
         timeout: float | None = None,
         chunksize: int = 1,
     ) -> Iterator[Any]:
-        """Like :func:`map`, with the calls run as tasks; values come back in the input's order.
+        """Like `map`, with the calls run as tasks; values come back in the input's order.
 
         Every call is submitted at once. ``timeout`` (seconds, from this call) bounds the wait
-        for each next value and raises :class:`TimeoutError`. ``chunksize`` > 1 runs that many
+        for each next value and raises `TimeoutError`. ``chunksize`` > 1 runs that many
         calls in one task (less overhead for tiny calls). A call that raised re-raises its
         exception when its value is reached; leaving the iterator early cancels what is left.
         """
@@ -213,7 +213,7 @@ class Executor(concurrent.futures.Executor):
     # ------------------------------------------------------------------ shutdown
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Accept no more calls. ``cancel_futures=True`` cancels every call not yet finished
-        (see :meth:`concurrent.futures.Future.cancel`); ``wait=True`` returns once the controller
+        (see `concurrent.futures.Future.cancel`); ``wait=True`` returns once the controller
         has resolved every task this executor pushed. With ``terminate=True`` the controller is
         terminated last."""
         with self._lock:
@@ -286,7 +286,8 @@ def _chunks(items: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
 
 
 async def push_async(controller: "Controller", command: Callable | str, **options: Any) -> Result:
-    """Push one task and await its :class:`crew.Result` (``options`` as for ``Controller.push``).
+    """Push one task and await its [`crew.Result`][crew.Result] (``options`` as for
+    ``Controller.push``).
 
     The event loop is woken when the task resolves (no polling). The result does not also come
     out of the controller's ``pop()``. Cancelling the awaiting coroutine cancels the task.

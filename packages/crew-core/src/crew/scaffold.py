@@ -1,9 +1,9 @@
 """``crew new-plugin NAME``: a new launcher plugin package with crew-local's shape.
 
 The package it writes (``crew-NAME/``) has a launcher, a monitor, a ``NAME_controller`` helper, a
-:class:`crew.Plugin` registered under the ``crew.launchers`` entry point, a README, and tests
-that run the :mod:`crew.testing` conformance suite. Its launcher starts workers as processes of
-this machine, so the package passes its tests before its author changes a line; the author then
+[`crew.Plugin`][crew.Plugin] registered under the ``crew.launchers`` entry point, a README, and
+tests that run the [`crew.testing`][crew.testing] conformance suite. Its launcher starts workers as
+processes of this machine, so the package passes its tests before its author changes a line; the author then
 replaces the marked parts with the platform's own calls.
 """
 

@@ -15,6 +15,8 @@ from .definition import AwsBatchDefinition
 from .launcher import AwsBatchHandle, AwsBatchLauncher
 from .monitor import AwsBatchMonitor
 
+__version__ = "0.1.0"
+
 __all__ = [
     "AwsBatchDefinition",
     "AwsBatchHandle",

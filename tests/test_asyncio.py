@@ -5,9 +5,8 @@ import asyncio
 import selectors
 import threading
 
-import pytest
-
 import crew
+import pytest
 from crew.testing import eventually
 from crew_local import local_controller
 

@@ -6,9 +6,8 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import crew
+import pytest
 from crew import discovery
 
 

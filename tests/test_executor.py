@@ -10,9 +10,8 @@ import threading
 import types
 import weakref
 
-import pytest
-
 import crew
+import pytest
 from crew.executor import Executor
 from crew.testing import eventually
 from crew_local import local_controller

@@ -6,9 +6,8 @@ import pty
 import sys
 import threading
 
-import pytest
-
 import crew
+import pytest
 from crew._frame import COLUMNS, results_frame
 from crew._progress import Progress, render
 from crew_local import local_controller

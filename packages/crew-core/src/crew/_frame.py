@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import fields
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import CrewError
 from .results import Result
 
-__all__ = ["results_frame", "COLUMNS"]
+__all__ = ["COLUMNS", "results_frame"]
 
 COLUMNS = tuple(item.name for item in fields(Result) if item.name != "exception")
 """The DataFrame's columns: the fields of [`crew.Result`][crew.Result], in order (not ``exception``)."""

@@ -11,7 +11,7 @@ import shutil
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # pragma: no cover
     from .controller import Controller
@@ -53,7 +53,7 @@ class Progress:
         stream: where to draw (default ``sys.stderr``); nothing is drawn unless it is a terminal.
     """
 
-    def __init__(self, controller: "Controller", total: int | None = None, stream: TextIO | None = None):
+    def __init__(self, controller: Controller, total: int | None = None, stream: TextIO | None = None):
         self.controller = controller
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
@@ -96,7 +96,7 @@ class Progress:
         return render(counts["done"], counts["total"], counts["errors"], counts["up"], counts["launching"],
                       time.monotonic() - self._start, width, unicode="utf" in encoding)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         self._start = time.monotonic()
         self._pushed0 = self.controller._pushed
         self._resolved0 = self.controller._resolved
@@ -107,7 +107,7 @@ class Progress:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._thread is None:
             return
         self._stop.set()

@@ -31,17 +31,18 @@ import inspect
 import os
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import CrewError, SettingError
 from .plugins import ENTRY_POINT_GROUP, Plugin
 
 __all__ = [
-    "PluginNotFoundError",
     "SYSTEM_CONFIG",
     "Installed",
+    "PluginNotFoundError",
     "config_paths",
     "controller",
     "defaults",

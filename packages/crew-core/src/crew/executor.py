@@ -15,7 +15,8 @@ import itertools
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from . import validate
 from .errors import SettingError, TaskError
@@ -32,7 +33,7 @@ _STOP = object()
 class _Future(concurrent.futures.Future):
     """A future for one crew task; cancelling it cancels the task on the controller."""
 
-    def __init__(self, executor: "Executor"):
+    def __init__(self, executor: Executor):
         super().__init__()
         self._crew_executor = executor
         self._crew_name: str | None = None
@@ -111,7 +112,7 @@ class Executor(concurrent.futures.Executor):
 
     def __init__(
         self,
-        controller: "Controller",
+        controller: Controller,
         *,
         seconds_timeout: float | None = None,
         globals: dict[str, Any] | None = None,
@@ -138,7 +139,7 @@ class Executor(concurrent.futures.Executor):
         self._resolver: threading.Thread | None = None
 
     @property
-    def controller(self) -> "Controller":
+    def controller(self) -> Controller:
         """The controller that runs this executor's tasks."""
         return self._controller
 
@@ -285,7 +286,7 @@ def _chunks(items: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
         yield chunk
 
 
-async def push_async(controller: "Controller", command: Callable | str, **options: Any) -> Result:
+async def push_async(controller: Controller, command: Callable | str, **options: Any) -> Result:
     """Push one task and await its [`crew.Result`][crew.Result] (``options`` as for
     ``Controller.push``).
 

@@ -16,7 +16,7 @@ from string import Template
 
 from .errors import CrewError, SettingError
 
-__all__ = ["new_plugin", "render", "names"]
+__all__ = ["names", "new_plugin", "render"]
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _RESERVED = {"core", "crew", "testing", "local"}

@@ -36,7 +36,7 @@ license = "MIT"
 dependencies = ["crew-core==$crew_version", "plumbum>=1.8", "psutil>=5.9"]
 
 [project.optional-dependencies]
-test = ["pytest>=7"]
+test = ["pytest>=7", "tomli>=1.1; python_version < '3.11'"]
 
 [project.entry-points."crew.launchers"]
 $name = "$module:plugin"

@@ -2,49 +2,58 @@
 
 A :class:`Controller` pushes tasks to workers that a :class:`Launcher` starts and that dial
 back to its :class:`Client`. Plugins (crew-local, crew-slurm, crew-sge, crew-aws-batch) each
-provide a launcher, a monitor and a ``<name>_controller(...)`` helper.
+provide a launcher, a monitor and a ``<name>_controller(...)`` helper;
+``crew.controller("slurm", **options)`` builds an installed plugin's controller by name.
+
+Names are imported on first use (PEP 562), so a worker (``python -m crew.worker``) loads only
+what it runs.
 """
 
-from . import validate
-from ._build import build_controller
-from .client import Client
-from .controller import Controller
-from . import discovery
-from .errors import CrewError, LaunchError, SchedulerError, SettingError, TaskError
-from .group import ControllerGroup
-from .launcher import Instance, Launcher, Queued
-from .monitor import JOB_COLUMNS, Monitor
-from .plugins import ENTRY_POINT_GROUP, Plugin
-from .results import STATUSES, Result
-from .tls import TLS
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-# ``crew.controller("slurm", **options)`` builds an installed plugin's controller; the module
-# ``crew.controller`` (which holds crew.Controller) is made callable for that.
-discovery._make_controller_module_callable()
+_EXPORTS = {
+    "Client": "client",
+    "Controller": "controller",
+    "ControllerGroup": "group",
+    "CrewError": "errors",
+    "ENTRY_POINT_GROUP": "plugins",
+    "Instance": "launcher",
+    "JOB_COLUMNS": "monitor",
+    "LaunchError": "errors",
+    "Launcher": "launcher",
+    "Monitor": "monitor",
+    "Plugin": "plugins",
+    "Queued": "launcher",
+    "Result": "results",
+    "STATUSES": "results",
+    "SchedulerError": "errors",
+    "SettingError": "errors",
+    "TLS": "tls",
+    "TaskError": "errors",
+    "build_controller": "_build",
+}
+_MODULES = ("controller", "discovery", "validate")
 
-__all__ = [
-    "Client",
-    "Controller",
-    "ControllerGroup",
-    "CrewError",
-    "ENTRY_POINT_GROUP",
-    "Instance",
-    "JOB_COLUMNS",
-    "LaunchError",
-    "Launcher",
-    "Monitor",
-    "Plugin",
-    "Queued",
-    "Result",
-    "STATUSES",
-    "SchedulerError",
-    "SettingError",
-    "TLS",
-    "TaskError",
-    "build_controller",
-    "controller",
-    "discovery",
-    "validate",
-]
+__all__ = sorted([*_EXPORTS, *_MODULES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _MODULES:
+        # ``crew.controller`` is the module holding crew.Controller, and it is callable:
+        # ``crew.controller("slurm", **options)`` (see crew.discovery.controller).
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'crew' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

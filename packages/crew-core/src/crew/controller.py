@@ -20,8 +20,10 @@ import pickle
 import queue
 import secrets
 import struct
+import sys
 import threading
 import time
+import types
 import warnings
 import weakref
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -1249,6 +1251,19 @@ def _close(pipe) -> None:
         pipe.close()
     except Exception:
         pass
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``crew.controller("slurm", **options)`` builds the controller of an
+    installed launcher plugin (see :func:`crew.discovery.controller`)."""
+
+    def __call__(self, name: str, /, **options: Any) -> Any:
+        from .discovery import controller
+
+        return controller(name, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 
 @atexit.register

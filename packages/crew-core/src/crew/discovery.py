@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import sys
-import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,21 +222,3 @@ def monitor(name: str, /, **options: Any) -> Any:
     arguments = {key: value for key, (value, _) in site.items()}
     arguments.update(options)
     return plugin.monitor(**arguments)
-
-
-# ---------------------------------------------------------------------- crew.controller(...)
-class _CallableModule(types.ModuleType):
-    """The ``crew.controller`` module, callable: ``crew.controller("slurm", **options)``.
-
-    The module keeps [`crew.Controller`][crew.Controller] (``crew.controller.Controller``); calling it is
-    [`crew.discovery.controller`][crew.discovery.controller].
-    """
-
-    def __call__(self, name: str, /, **options: Any) -> Any:
-        return controller(name, **options)
-
-
-def _make_controller_module_callable() -> None:
-    module = sys.modules[f"{__package__}.controller"]
-    if not isinstance(module, _CallableModule):
-        module.__class__ = _CallableModule

@@ -38,7 +38,7 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
             continue
         fence, language = opening.groups()
         end = index + 1
-        while end < len(lines) and not re.fullmatch(re.escape(fence[0]) + "{%d,}" % len(fence), lines[end].strip()):
+        while end < len(lines) and not re.fullmatch(f"{re.escape(fence[0])}{{{len(fence)},}}", lines[end].strip()):
             end += 1
         before = next((line.strip() for line in reversed(lines[:index]) if line.strip()), "")
         if language == "python" and before != OPT_OUT:
@@ -63,7 +63,7 @@ def test_docs_file_runs(path, tmp_path):
 
     pids_file = tmp_path / "workers.json"
     done = subprocess.run([sys.executable, __file__, str(path), str(pids_file)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     workers = json.loads(pids_file.read_text()) if pids_file.exists() else []
     try:
         eventually(lambda: not any(_alive(pid, started) for pid, started in workers), 30)
@@ -121,7 +121,7 @@ def _run_blocks(path: Path, pids_file: Path) -> None:
     for line, code in python_blocks(path.read_text()):
         print(f"--- {path.name}: block at line {line}", flush=True)
         # Padding keeps tracebacks' line numbers those of the Markdown file.
-        exec(compile("\n" * (line - 1) + code, str(path), "exec"), namespace)
+        exec(compile("\n" * (line - 1) + code, str(path), "exec"), namespace)  # noqa: S102 - the docs' own code
     workers = []
     for process in psutil.Process().children(recursive=True):
         try:

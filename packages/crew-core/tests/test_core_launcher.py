@@ -6,9 +6,8 @@ import shlex
 import stat
 import sys
 
-import pytest
-
 import crew
+import pytest
 from crew.launcher import SECRET_ENV
 
 
@@ -114,7 +113,7 @@ def test_call_needs_a_started_controller():
     with pytest.raises(crew.CrewError, match="not started"):
         launcher.call()
     with pytest.raises(crew.CrewError, match="not started"):
-        launcher.environment
+        _ = launcher.environment
 
 
 def test_controller_names_its_launcher():

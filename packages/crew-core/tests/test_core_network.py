@@ -5,10 +5,9 @@ import ipaddress
 import os
 import socket
 
+import crew
 import psutil
 import pytest
-
-import crew
 from crew_local import local_controller
 
 
@@ -59,7 +58,7 @@ def _write_certificate(folder) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -181,7 +180,7 @@ def test_client_rejects_bad_settings(option, value):
 
 def test_client_url_needs_a_started_client():
     with pytest.raises(crew.CrewError, match="not started"):
-        crew.Client(host="127.0.0.1").url
+        _ = crew.Client(host="127.0.0.1").url
 
 
 def test_client_stop_is_idempotent():

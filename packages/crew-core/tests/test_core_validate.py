@@ -4,9 +4,8 @@ import math
 import os
 import pathlib
 
-import pytest
-
 import crew
+import pytest
 from crew import validate
 
 

@@ -12,7 +12,7 @@ import crew
 import pytest
 from crew.cluster import PLACEHOLDER_CALL
 from crew_slurm import SlurmLauncher
-from crew_slurm.launcher import parse_job_id, parse_pending
+from crew_slurm.launcher import parse_ended, parse_job_id, parse_pending
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 CALL = "python3 -m crew.worker tcp://10.0.0.1:5700 --controller c0 --launch 1"
@@ -176,13 +176,31 @@ def test_parse_job_id_refuses_other_output(output):
         parse_job_id(output)
 
 
-def test_parse_pending_counts_tasks_and_takes_the_common_reason():
-    output = "7|Priority\n7|Priority\n7|Resources\n9|(null)\n"
-    assert parse_pending(output) == {
+SQUEUE_TASKS = """\
+7|PENDING|Priority
+7|PENDING|Priority
+7|PENDING|Resources
+7|RUNNING|None
+8|RUNNING|None
+8|COMPLETED|None
+9|FAILED|NonZeroExitCode
+9|CANCELLED|None
+10|COMPLETED|None
+"""
+
+
+def test_parse_pending_counts_pending_tasks_and_takes_the_common_reason():
+    assert parse_pending(SQUEUE_TASKS) == {
         "7": crew.Queued(3, "Priority"),
-        "9": crew.Queued(1, None),
+        "8": crew.Queued(0),
+        "9": crew.Queued(0),
+        "10": crew.Queued(0),
     }
     assert parse_pending("") == {}
+
+
+def test_parse_ended_lists_jobs_none_of_whose_tasks_waits_or_runs():
+    assert parse_ended(SQUEUE_TASKS) == {"9": "FAILED, CANCELLED", "10": "COMPLETED"}
 
 
 # ---------------------------------------------------------------------- the command seam, for real
@@ -253,21 +271,22 @@ def test_terminate_cancels_every_distinct_job_in_one_call(tmp_path):
     assert record.read_text().splitlines() == ["--quiet 11 12", "--quiet 13"]
 
 
-def test_queued_asks_squeue_once_per_seconds_status(tmp_path):
+def test_queued_and_exit_status_share_one_squeue_per_seconds_status(tmp_path):
     record = tmp_path / "record"
     squeue = command(tmp_path, "squeue", f"""\
         echo "$@" >> {record}
-        printf '5|Priority\\n5|Priority\\n'
+        printf '5|PENDING|Priority\\n5|PENDING|Priority\\n5|RUNNING|None\\n6|FAILED|None\\n'
     """)
     launcher = SlurmLauncher(seconds_status=60)
     launcher.command_status = squeue
-    assert launcher.queued(["5", "6"]) == [crew.Queued(2, "Priority"), crew.Queued(0)]
-    assert launcher.queued(["5"]) == [crew.Queued(2, "Priority")]
-    assert record.read_text().splitlines() == [
-        "--noheader --array --states=PENDING --jobs=5,6 --format=%F|%r"
-    ]
-    assert launcher.queued(["7"]) == [crew.Queued(0)], "a job the last query did not cover is asked about"
-    assert len(record.read_text().splitlines()) == 2
+    assert launcher.queued(["5", "6", "4"]) == [crew.Queued(2, "Priority"), crew.Queued(0), crew.Queued(0)]
+    assert launcher.exit_status("5") is None
+    assert launcher.exit_status("6") == "SLURM job 6 FAILED"
+    assert launcher.exit_status("4") is None, "a job squeue does not know is not taken as ended"
+    assert record.read_text().splitlines() == ["--noheader --array --states=all --jobs=5,6,4 --format=%F|%T|%r"]
+    # A job the last answer did not cover is asked about, with the jobs still alive then.
+    assert launcher.queued(["7"]) == [crew.Queued(0)]
+    assert record.read_text().splitlines()[1] == "--noheader --array --states=all --jobs=7,5 --format=%F|%T|%r"
 
 
 def test_queued_gives_none_when_squeue_fails(tmp_path):

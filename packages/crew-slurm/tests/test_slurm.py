@@ -171,6 +171,17 @@ def test_pending_jobs_are_not_relaunched_and_show_slurms_reason(make):
     eventually(lambda: not in_queue([job_id]), SECONDS)
 
 
+def test_a_job_that_dies_before_dialling_in_fails_its_launch_at_once(make):
+    # seconds_launch is long: only SLURM's word that the job ended can fail the launch in time.
+    controller = make(workers=1, seconds_launch=600, script_lines=["exit 3"])
+    controller.start()
+    controller.push(lambda: 1, name="never")
+    eventually(lambda: sum(row["failed_launches"] for row in controller.summary()) >= 1, SECONDS)
+    controller.terminate()
+    first = controller.launcher.job_ids[0]
+    assert controller.launcher.exit_status(first) == f"SLURM job {first} FAILED"
+
+
 def test_worker_cancelled_by_scancel_has_its_task_retried(make, tmp_path):
     marker = tmp_path / "first-attempt"
 

@@ -5,8 +5,9 @@ scheduler's directives, submit it with one command, read the job id from its out
 with another command. :class:`ClusterLauncher` does all of that once; a scheduler's subclass only
 says how its directives look (:meth:`ClusterLauncher._directives`), how to read the job id from
 the submit command's output (:meth:`ClusterLauncher._parse_job_id`) and, optionally, how to ask
-the queue which array tasks still wait (:meth:`ClusterLauncher._status_arguments` and
-:meth:`ClusterLauncher._parse_status`).
+the queue which array tasks still wait and which jobs ended
+(:meth:`ClusterLauncher._status_arguments`, :meth:`ClusterLauncher._parse_status` and
+:meth:`ClusterLauncher._parse_ended`).
 
 Every command runs through :func:`_run_command` on a plumbum machine (``plumbum.local`` by
 default, or e.g. a ``plumbum.SshMachine`` to a login node), so submission works the same locally
@@ -26,7 +27,7 @@ import secrets
 import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import plumbum
 from plumbum.commands.processes import CommandNotFound, ProcessTimedOut
@@ -143,6 +144,18 @@ DIRECTIVE_LINE = r"[^\r\n]+"
 """What an extra directive may hold: one line."""
 
 
+class _QueueStatus(NamedTuple):
+    """The last answer of the scheduler's queue, as :meth:`ClusterLauncher._queue_status` keeps it."""
+
+    time: float
+    queued: dict[str, Queued]
+    """Per job asked about: its array tasks still waiting (``Queued(0)`` when none or unknown)."""
+    ended: dict[str, str]
+    """Per job asked about that ended (no task waits or runs): how."""
+    live: tuple[str, ...]
+    """The jobs the scheduler reported that had not ended: asked about again at the next refresh."""
+
+
 def _machine(value: Any) -> Any:
     """A plumbum machine (``plumbum.local`` for None)."""
     if value is None:
@@ -235,7 +248,7 @@ class ClusterLauncher(Launcher, abc.ABC):
         self.job_ids: list[str] = []
         """Every job this launcher submitted, in order (one per scaling round)."""
         self._secret_file: tuple[str | None, str] | None = None
-        self._status: tuple[float, dict[str, Queued]] | None = None
+        self._status: _QueueStatus | None = None
 
     # ------------------------------------------------------------------ the scheduler's part
     @abc.abstractmethod
@@ -264,6 +277,11 @@ class ClusterLauncher(Launcher, abc.ABC):
     def _parse_status(self, output: str) -> dict[str, Queued]:
         """Per job id in the status command's output: how many of its array tasks still wait, and why."""
         raise NotImplementedError
+
+    def _parse_ended(self, output: str) -> dict[str, str]:
+        """Per job id in the status command's output none of whose array tasks waits or runs any
+        more: how it ended, in the scheduler's words. Default: nothing (the scheduler cannot tell)."""
+        return {}
 
     # ------------------------------------------------------------------ scripts
     @property
@@ -339,24 +357,50 @@ class ClusterLauncher(Launcher, abc.ABC):
     def queued(self, handles: Sequence[Any]) -> list[Queued | None] | None:
         """Per handle, how many of its workers still wait in the queue and why (one throttled query).
 
-        A handle the last query did not cover gives None (unknown); a job no longer waiting gives
-        ``Queued(0)``. Returns None when the scheduler cannot tell or its query failed.
+        A job no longer waiting gives ``Queued(0)``. Returns None when the scheduler cannot tell or
+        its query failed.
+        """
+        status = self._queue_status(handles)
+        if status is None:
+            return None
+        return [None if handle is None else status[0].get(str(handle)) for handle in handles]
+
+    def exit_status(self, handle: Any, timeout: float = 0.0) -> str | None:
+        """How the job behind ``handle`` ended once none of its array tasks waits or runs, else None.
+
+        Comes from the same throttled queue query as :meth:`queued` (``timeout`` is not waited).
+        """
+        status = None if handle is None else self._queue_status([handle])
+        return None if status is None else status[1].get(str(handle))
+
+    def _queue_status(self, handles: Sequence[Any]) -> tuple[dict[str, Queued], dict[str, str]] | None:
+        """(waiting workers per job id, how ended jobs ended) from at most one query per ``seconds_status``.
+
+        A refresh also asks again about the jobs of the last answer that had not ended, so that
+        callers asking about different jobs share one query.
         """
         job_ids = list(dict.fromkeys(str(handle) for handle in handles if handle is not None))
         now = time.monotonic()
-        if self._status is None or now - self._status[0] >= self.seconds_status or not set(job_ids) <= set(self._status[1]):
-            argv = self._status_arguments(job_ids) if job_ids else None
-            if argv is None:
-                return None
-            try:
-                found = self._parse_status(self._run(argv))
-            except SchedulerError as error:
-                _logger.warning("could not read the queue: %s", error)
-                return None
-            table = {job_id: found.get(job_id, Queued(0)) for job_id in job_ids}
-            self._status = (now, table)
-        table = self._status[1]
-        return [None if handle is None else table.get(str(handle)) for handle in handles]
+        cached = self._status
+        if cached is not None and now - cached.time < self.seconds_status and set(job_ids) <= cached.queued.keys():
+            return cached.queued, cached.ended
+        asked = list(dict.fromkeys([*job_ids, *(cached.live if cached else ())]))
+        argv = self._status_arguments(asked) if asked else None
+        if argv is None:
+            return None
+        try:
+            output = self._run(argv)
+        except SchedulerError as error:
+            _logger.warning("could not read the queue: %s", error)
+            return None
+        found, ended = self._parse_status(output), self._parse_ended(output)
+        self._status = _QueueStatus(
+            time=now,
+            queued={job_id: found.get(job_id, Queued(0)) for job_id in asked},
+            ended={job_id: ended[job_id] for job_id in asked if job_id in ended},
+            live=tuple(job_id for job_id in asked if job_id in found and job_id not in ended),
+        )
+        return self._status.queued, self._status.ended
 
     # ------------------------------------------------------------------ files and commands
     def _run(self, argv: Sequence[str], stdin: str | None = None) -> str:

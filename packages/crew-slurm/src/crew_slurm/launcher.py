@@ -10,9 +10,22 @@ from typing import Any
 from crew import Queued, SettingError, validate
 from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, megabytes
 
-__all__ = ["SlurmLauncher", "parse_job_id", "parse_pending"]
+__all__ = ["STATES", "SlurmLauncher", "parse_ended", "parse_job_id", "parse_pending"]
 
 _JOB_ID = re.compile(r"(\d+)(?:;\S+)?")
+
+STATES = {
+    "PENDING": "pending", "REQUEUED": "pending", "REQUEUE_FED": "pending", "REQUEUE_HOLD": "pending",
+    "RESV_DEL_HOLD": "pending", "CONFIGURING": "pending", "POWER_UP_NODE": "pending",
+    "RUNNING": "running", "COMPLETING": "running", "SUSPENDED": "running", "STOPPED": "running",
+    "SIGNALING": "running", "STAGE_OUT": "running", "RESIZING": "running",
+    "COMPLETED": "done",
+    "CANCELLED": "cancelled", "REVOKED": "cancelled",
+    "FAILED": "failed", "TIMEOUT": "failed", "NODE_FAIL": "failed", "PREEMPTED": "failed",
+    "BOOT_FAIL": "failed", "DEADLINE": "failed", "OUT_OF_MEMORY": "failed", "SPECIAL_EXIT": "failed",
+}
+"""SLURM's job states (``squeue -o %T`` / ``sacct -o State``) and what crew calls them."""
+_ENDED = frozenset(state for state, kind in STATES.items() if kind in ("done", "failed", "cancelled"))
 
 
 def parse_job_id(output: str) -> str:
@@ -24,20 +37,34 @@ def parse_job_id(output: str) -> str:
     raise ValueError(f"no job id in {output!r}")
 
 
-def parse_pending(output: str) -> dict[str, Queued]:
-    """Per job id, its pending array tasks and SLURM's reason, from ``squeue --array -o %F|%r``.
-
-    The reason given is the one most of the job's pending tasks share.
-    """
-    counts: dict[str, collections.Counter] = {}
+def _tasks(output: str) -> dict[str, list[tuple[str, str]]]:
+    """Per job id, its array tasks' (state, reason) from ``squeue --array --format=%F|%T|%r``."""
+    tasks: dict[str, list[tuple[str, str]]] = {}
     for line in output.splitlines():
-        if not line.strip():
-            continue
-        job_id, _, reason = line.strip().partition("|")
-        counts.setdefault(job_id, collections.Counter())[reason.strip()] += 1
+        if line.strip():
+            job_id, state, reason = (part.strip() for part in line.strip().split("|", 2))
+            tasks.setdefault(job_id, []).append((state, reason))
+    return tasks
+
+
+def parse_pending(output: str) -> dict[str, Queued]:
+    """Per job id in ``squeue --array --format=%F|%T|%r`` output: its pending tasks and SLURM's
+    reason (the one most of them share)."""
+    queued = {}
+    for job_id, tasks in _tasks(output).items():
+        reasons = collections.Counter(reason for state, reason in tasks if state == "PENDING")
+        top = reasons.most_common(1)[0][0] if reasons else ""
+        queued[job_id] = Queued(sum(reasons.values()), _reason(top))
+    return queued
+
+
+def parse_ended(output: str) -> dict[str, str]:
+    """Per job id in ``squeue --array --format=%F|%T|%r`` output none of whose tasks waits or
+    runs: its tasks' final states (``COMPLETED``, ``FAILED, CANCELLED``, ...)."""
     return {
-        job_id: Queued(sum(reasons.values()), _reason(reasons.most_common(1)[0][0]))
-        for job_id, reasons in counts.items()
+        job_id: ", ".join(dict.fromkeys(state for state, _ in tasks))
+        for job_id, tasks in _tasks(output).items()
+        if all(state in _ENDED for state, _ in tasks)
     }
 
 
@@ -150,9 +177,12 @@ class SlurmLauncher(ClusterLauncher):
 
     def _status_arguments(self, job_ids: list[str]) -> list[str]:
         return [
-            self.command_status, "--noheader", "--array", "--states=PENDING",
-            f"--jobs={','.join(job_ids)}", "--format=%F|%r",
+            self.command_status, "--noheader", "--array", "--states=all",
+            f"--jobs={','.join(job_ids)}", "--format=%F|%T|%r",
         ]
 
     def _parse_status(self, output: str) -> dict[str, Queued]:
         return parse_pending(output)
+
+    def _parse_ended(self, output: str) -> dict[str, str]:
+        return {job_id: f"SLURM job {job_id} {states}" for job_id, states in parse_ended(output).items()}

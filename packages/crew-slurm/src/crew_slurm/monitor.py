@@ -12,21 +12,11 @@ from typing import Any
 from crew import SchedulerError, validate
 from crew.cluster import ClusterMonitor, array_indices
 
-__all__ = ["STATES", "SlurmMonitor", "parse_sacct", "parse_squeue"]
+from .launcher import STATES
+
+__all__ = ["SlurmMonitor", "parse_sacct", "parse_squeue"]
 
 _logger = logging.getLogger("crew.slurm")
-
-STATES = {
-    "PENDING": "pending", "REQUEUED": "pending", "REQUEUE_FED": "pending", "REQUEUE_HOLD": "pending",
-    "RESV_DEL_HOLD": "pending", "CONFIGURING": "pending", "POWER_UP_NODE": "pending",
-    "RUNNING": "running", "COMPLETING": "running", "SUSPENDED": "running", "STOPPED": "running",
-    "SIGNALING": "running", "STAGE_OUT": "running", "RESIZING": "running",
-    "COMPLETED": "done",
-    "CANCELLED": "cancelled", "REVOKED": "cancelled",
-    "FAILED": "failed", "TIMEOUT": "failed", "NODE_FAIL": "failed", "PREEMPTED": "failed",
-    "BOOT_FAIL": "failed", "DEADLINE": "failed", "OUT_OF_MEMORY": "failed", "SPECIAL_EXIT": "failed",
-}
-"""SLURM's job states (``squeue -o %T`` / ``sacct -o State``) and what crew calls them."""
 
 _SQUEUE_FORMAT = "%i|%K|%T|%r|%N|%S|%j"
 _SACCT_FORMAT = "JobID,State,Reason,NodeList,Start,JobName"

@@ -11,7 +11,7 @@ import textwrap
 import crew
 import pytest
 from crew.cluster import PLACEHOLDER_CALL
-from crew_slurm import SlurmLauncher
+from crew_slurm import SlurmLauncher, slurm_controller
 from crew_slurm.launcher import parse_ended, parse_job_id, parse_pending
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
@@ -143,6 +143,20 @@ def test_default_script_directory_is_under_the_working_directory(tmp_path, monke
 def test_bad_option_names_the_argument(argument, value):
     with pytest.raises(crew.SettingError, match=argument):
         SlurmLauncher(**{argument: value})
+
+
+def test_slurm_controller_hands_each_option_to_its_part(tmp_path):
+    controller = slurm_controller(
+        name="unit", workers=3, host="127.0.0.1", seconds_timeout=7, crashes_max=1, partition="debug",
+        script_directory=tmp_path, script_lines=["module load python"],
+    )
+    launcher = controller.launcher
+    assert isinstance(launcher, SlurmLauncher)
+    assert (launcher.name, launcher.workers, launcher.partition, launcher.seconds_timeout) == ("unit", 3, "debug", 7)
+    assert launcher.script_lines == ["module load python"]
+    assert (controller.client.host, controller.client.seconds_timeout, controller.crashes_max) == ("127.0.0.1", 7, 1)
+    with pytest.raises(crew.SettingError, match="cpus_per_task"):
+        slurm_controller(cpus_per_task=0)
 
 
 def test_both_memory_options_are_refused():

@@ -570,8 +570,8 @@ def cluster_controller(
 ):
     """A validated :class:`crew.Controller` (not started) with a :class:`crew.Client` and ``launcher``.
 
-    The shared tail of every scheduler's ``*_controller(...)`` helper; the arguments are those of
-    :class:`crew.Client` and :class:`crew.Controller`.
+    Superseded by :func:`crew.build_controller`, which plugin helpers should call instead; kept
+    until every scheduler package has moved to it.
     """
     from .client import Client
     from .controller import Controller

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import crew
-from crew.cluster import cluster_controller
 
 from .launcher import SlurmLauncher
 
@@ -65,51 +64,4 @@ def slurm_controller(
     ``crew_local.local_controller``; the SLURM options are those of :class:`SlurmLauncher`.
     Start it with ``controller.start()`` or a ``with`` block.
     """
-    launcher = SlurmLauncher(
-        name=name,
-        workers=workers,
-        seconds_interval=seconds_interval,
-        seconds_timeout=seconds_timeout,
-        seconds_launch=seconds_launch,
-        seconds_idle=seconds_idle,
-        seconds_wall=seconds_wall,
-        tasks_max=tasks_max,
-        tasks_timers=tasks_timers,
-        tls=tls,
-        python=python,
-        metrics=metrics,
-        partition=partition,
-        account=account,
-        qos=qos,
-        time_minutes=time_minutes,
-        cpus_per_task=cpus_per_task,
-        memory_gigabytes_required=memory_gigabytes_required,
-        memory_gigabytes_per_cpu=memory_gigabytes_per_cpu,
-        gpus=gpus,
-        constraint=constraint,
-        job_name=job_name,
-        log_output=log_output,
-        log_error=log_error,
-        script_directory=script_directory,
-        script_lines=script_lines,
-        extra_directives=extra_directives,
-        command_submit=command_submit,
-        command_cancel=command_cancel,
-        machine=machine,
-        seconds_status=seconds_status,
-    )
-    return cluster_controller(
-        launcher,
-        host=host,
-        port=port,
-        tls=tls,
-        serializer=serializer,
-        profile=profile,
-        seconds_interval=seconds_interval,
-        seconds_timeout=seconds_timeout,
-        reset_globals=reset_globals,
-        reset_modules=reset_modules,
-        garbage_collection=garbage_collection,
-        crashes_max=crashes_max,
-        backup=backup,
-    )
+    return crew.build_controller(SlurmLauncher, **locals())

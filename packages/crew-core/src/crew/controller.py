@@ -46,6 +46,7 @@ _MAX_AHEAD = 256  # tasks sent to one worker beyond the one it runs
 _AHEAD_SECONDS = 0.02  # how much work (by the worker's recent task times) to send ahead
 _MAX_BATCH_BYTES = 4 * 2**20
 _STOP = object()
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 _live: "weakref.WeakSet[Controller]" = weakref.WeakSet()
 
 
@@ -183,6 +184,8 @@ class Controller:
         self._suspects: collections.deque[_Task] = collections.deque()
         self._tasks: dict[int, _Task] = {}
         self._workers: dict[int, _Worker] = {}
+        self._idle: dict[int, _Worker] = {}  # workers that hold no task, by pipe id
+        self._state_lock = threading.Lock()  # held by the loop while it works; push's fast lane tries it
         self._strangers: dict[int, tuple[Any, bytes]] = {}
         self._cancelling: set[int] = set()
         self._moved = 0
@@ -285,6 +288,19 @@ class Controller:
         ``random`` (and NumPy's global generator) first. A task that runs longer than
         ``seconds_timeout`` resolves with status ``"timeout"``.
         """
+        if (kwargs is None and data is None and globals is None and seed is None and seconds_timeout is None
+                and type(args) is tuple and (name is None or type(name) is str) and self._error is None):
+            # The common call (a command pushed before, plain arguments): validated once already.
+            cached = self._command_cache.get(id(command))
+            if cached is not None and cached[0] is command and not self._terminated:
+                for value in args:
+                    if type(value) not in _SCALARS:
+                        break
+                else:
+                    rest = pickle.dumps((args, None, None, None), PROTOCOL) if args else None
+                    task = _Task(None, name, cached[2], cached[1], rest, None, None)
+                    self._submit(task, scale)
+                    return task.name
         task = self._make_task(command, args, kwargs, data, globals, name, seed, seconds_timeout, None)
         self._submit(task, scale)
         return task.name
@@ -375,7 +391,8 @@ class Controller:
         if stable:
             if len(self._command_cache) > 256:
                 self._command_cache.clear()
-            self._command_cache[id(command)] = (command, blob)
+            shown = command if isinstance(command, str) else (getattr(command, "__qualname__", None) or repr(command))
+            self._command_cache[id(command)] = (command, blob, shown)
         return blob
 
     def _submit(self, task: _Task, scale: bool) -> None:
@@ -393,9 +410,23 @@ class Controller:
                 task.id = next(self._ids)
             self._names.add(task.name)
             self._pushed += 1
-            self._notify(task)
-        if scale and not self._scale_wanted.is_set():
-            self._scale_wanted.set()
+            if (self._idle and not self._queue and not self._suspects and self._events.empty()
+                    and self._state_lock.acquire(blocking=False)):
+                # A worker waits and the loop thread is not busy: send the task from here, which
+                # saves a thread hand-off on the way out.
+                try:
+                    self._tasks[task.id] = task
+                    worker = next(iter(self._idle.values()), None)
+                    if worker is None:
+                        self._queue.append(task)
+                    else:
+                        self._send_tasks(worker, [task], self._queue)
+                finally:
+                    self._state_lock.release()
+            else:
+                self._notify(task)
+        if scale:
+            self._want_scale()
 
     # ================================================================== results out
     def pop(self, scale: bool = True) -> Result | None:
@@ -627,7 +658,10 @@ class Controller:
         self._scale_wanted.set()
 
     def _want_scale(self) -> None:
-        if self._started and not self._scale_wanted.is_set() and self._pushed != self._resolved:
+        """Wake the scaler when unresolved tasks may need more workers than are connected."""
+        connected = len(self._workers)
+        if (self._started and connected < self.launcher.workers and self._pushed - self._resolved > connected
+                and not self._scale_wanted.is_set()):
             self._scale_wanted.set()
 
     def _scaler(self) -> None:
@@ -767,49 +801,50 @@ class Controller:
         events = self._events
         get_nowait = events.get_nowait
         wake_listener = self._wake_listener
+        state = self._state_lock
         while True:
             resolved_before = self._resolved
-            try:
-                self._sleeping = True
-                if events.empty():
-                    try:
-                        message = sock.recv_msg()
-                    except pynng.Timeout:
-                        self._sleeping = False
-                        self._expire_strangers()
-                        continue
-                    except pynng.Closed:
-                        return
-                    self._sleeping = False
-                    self._wake_sent = False
-                    while True:
+            message = None
+            self._sleeping = True
+            if events.empty():
+                try:
+                    message = sock.recv_msg()
+                except pynng.Timeout:
+                    pass
+                except pynng.Closed:
+                    return
+                self._wake_sent = False
+            self._sleeping = False
+            with state:
+                try:
+                    while message is not None:
                         pipe = message.pipe
                         if pipe.listener is not wake_listener:
                             self._frame(pipe, message.bytes)
                         try:
                             message = sock.recv_msg(block=False)
                         except pynng.TryAgain:
+                            message = None
+                    while True:
+                        try:
+                            item = get_nowait()
+                        except queue.Empty:
                             break
-                self._sleeping = False
-                while True:
-                    try:
-                        item = get_nowait()
-                    except queue.Empty:
-                        break
-                    if item.__class__ is _Task:
-                        self._tasks[item.id] = item
-                        self._queue.append(item)
-                    elif item[0] is _STOP:
-                        self._shutdown()
-                        return
-                    else:
-                        self._handle(item)
-                item = None  # keep no reference to the last event (e.g. a task's callback)
-                self._dispatch()
-            except pynng.Closed:
-                return
-            except Exception:  # never let one bad event stop the loop
-                log.exception("%s: error in the controller loop", self.name)
+                        if item.__class__ is _Task:
+                            self._tasks[item.id] = item
+                            self._queue.append(item)
+                        elif item[0] is _STOP:
+                            self._shutdown()
+                            return
+                        else:
+                            self._handle(item)
+                    item = None  # keep no reference to the last event (e.g. a task's callback)
+                    self._dispatch()
+                    self._expire_strangers()
+                except pynng.Closed:
+                    return
+                except Exception:  # never let one bad event stop the loop
+                    log.exception("%s: error in the controller loop", self.name)
             if self._resolved != resolved_before:
                 self._wake()
 
@@ -848,6 +883,7 @@ class Controller:
                 self._strangers.pop(item[1].id, None)
         elif kind == "remove":
             self._strangers.pop(item[1].id, None)
+            self._idle.pop(item[1].id, None)
             worker = self._workers.pop(item[1].id, None)
             if worker is not None:
                 self._lost(worker)
@@ -896,6 +932,8 @@ class Controller:
         except Exception:
             return
         self._workers[pipe.id] = worker
+        if worker.budget > 0:
+            self._idle[pipe.id] = worker
         log.debug("%s: worker %s connected from %s", self.name, worker_id, host)
 
     def _bind_instance(self, launch: str, pid: int | None, host: str) -> Instance | None:
@@ -921,6 +959,7 @@ class Controller:
             return chosen
 
     def _goodbye(self, worker: _Worker, frame: bytes) -> None:
+        self._idle.pop(worker.pipe.id, None)
         try:
             worker.leaving = str(P.decode_json(frame).get("reason"))
         except ValueError:
@@ -1029,13 +1068,20 @@ class Controller:
         slot = self._slots[worker.instance.slot - 1] if worker.instance is not None else None
         loads = self._serializer.loads
         outstanding = worker.outstanding
+        tasks = self._tasks
+        stealing = worker.stealing
+        cancelling = self._cancelling
+        ready: list[tuple[str, Result]] = []  # results for pop(), handed over under one lock
         total = 0.0
-        count = 0
+        errors = warned = 0
         for task_id, status, payload, error, trace, warns, seconds in batch:
             task = outstanding.pop(task_id, None)
             if task is None:
                 continue
-            worker.stealing.discard(task_id)
+            if stealing:
+                stealing.discard(task_id)
+            if cancelling:
+                cancelling.discard(task_id)
             value = exception = None
             if payload is not None:
                 try:
@@ -1053,22 +1099,31 @@ class Controller:
                 except Exception:
                     pass
             total += seconds
-            count += 1
-            if slot is not None:
-                slot.tasks += 1
-                slot.seconds += seconds
-                if status != "success":
-                    slot.errors += 1
-                if warns:
-                    slot.warnings += len(warns)
-            self._cancelling.discard(task_id)
-            self._finish(task, Result(
-                task.name, task.command, value, status, error, trace, warns or [], seconds,
-                task.seed, worker.id, worker.pid, worker.host, self.name, exception,
-            ))
+            if status != "success":
+                errors += 1
+            if warns:
+                warned += len(warns)
+            result = Result(task.name, task.command, value, status, error, trace, warns or [], seconds,
+                            task.seed, worker.id, worker.pid, worker.host, self.name, exception)
+            if task.callback is None:
+                tasks.pop(task_id, None)
+                ready.append((task.name, result))
+            else:
+                self._finish(task, result)
+        if ready:
+            with self._cond:
+                self._done.update(ready)
+            self._resolved += len(ready)
+        count = len(batch)
+        if slot is not None:
+            slot.tasks += count
+            slot.seconds += total
+            slot.errors += errors
+            slot.warnings += warned
         if count:
             mean = total / count
             worker.average = mean if worker.average is None else 0.5 * worker.average + 0.5 * mean
+        self._mark_idle(worker)
 
     def _returned(self, worker: _Worker, frame: bytes) -> None:
         try:
@@ -1087,6 +1142,7 @@ class Controller:
                 self._suspects.appendleft(task)
             else:
                 self._queue.appendleft(task)
+        self._mark_idle(worker)
 
     def _resolve_plain(self, task: _Task, status: str, error: str | None, worker: _Worker | None) -> None:
         self._cancelling.discard(task.id)
@@ -1186,17 +1242,23 @@ class Controller:
         for task in batch:
             outstanding[task.id] = task
         worker.budget -= len(batch)
+        self._idle.pop(worker.pipe.id, None)
         if not self._send(worker, frame):
             for task in batch:
                 outstanding.pop(task.id, None)
             worker.budget += len(batch)
             source.extendleft(reversed(batch))
+            self._mark_idle(worker)
+
+    def _mark_idle(self, worker: _Worker) -> None:
+        if not worker.outstanding and worker.leaving is None and worker.budget > 0 and worker.pipe.id in self._workers:
+            self._idle[worker.pipe.id] = worker
 
     def _steal(self) -> None:
         """Move tasks sent ahead to a busy worker over to a worker that has nothing to do."""
-        idle = [w for w in self._workers.values() if w.leaving is None and w.budget > 0 and not w.outstanding]
-        if not idle or any(w.stealing for w in self._workers.values()):
+        if not self._idle or any(w.stealing for w in self._workers.values()):
             return
+        idle = list(self._idle.values())
         for victim in sorted(self._workers.values(), key=lambda w: -len(w.outstanding)):
             spare = [task_id for task_id in list(victim.outstanding)[1:] if task_id not in victim.stealing]
             if len(spare) < 1 or not idle:
@@ -1218,6 +1280,7 @@ class Controller:
         for task in unresolved:
             self._resolve_plain(task, "cancel", "the controller was terminated before the task finished", None)
         self._workers.clear()
+        self._idle.clear()
         self._wake()
 
     # ================================================================== errors

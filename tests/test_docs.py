@@ -20,7 +20,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.glob("*.md")) + [ROOT / "README.md", ROOT / "packages" / "crew-local" / "README.md"]
 OPT_OUT = "<!-- no-test -->"
 _OPENING = re.compile(r"(`{3,}|~{3,})\s*([^\s`]*)")
 
@@ -57,7 +59,7 @@ def _alive(pid: int, started: float) -> bool:
 
 
 # ---------------------------------------------------------------------------- the tests
-@pytest.mark.parametrize("path", sorted(DOCS.glob("*.md")), ids=lambda path: path.name)
+@pytest.mark.parametrize("path", PAGES, ids=lambda path: str(path.relative_to(ROOT)))
 def test_docs_file_runs(path, tmp_path):
     from crew.testing import eventually
 

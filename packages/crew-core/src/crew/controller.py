@@ -45,6 +45,7 @@ log = logging.getLogger("crew")
 _MAX_AHEAD = 256  # tasks sent to one worker beyond the one it runs
 _AHEAD_SECONDS = 0.02  # how much work (by the worker's recent task times) to send ahead
 _MAX_BATCH_BYTES = 4 * 2**20
+_LAUNCH_FAILURES_MAX = 5  # failed launches in a row that are reported to the user as an error
 _STOP = object()
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 _live: "weakref.WeakSet[Controller]" = weakref.WeakSet()
@@ -173,6 +174,7 @@ class Controller:
         self._scale_wanted = threading.Event()
         self._autoscaling = True
         self._last_round = -math.inf
+        self._failed_in_row = 0  # launches that failed since a worker last dialled in
         self._last_queue_check = -math.inf
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
@@ -672,9 +674,12 @@ class Controller:
             if self._terminated:
                 return
             self._scale_wanted.clear()
-            wait = self._last_round + interval - time.monotonic()
+            # Throttle: at most one launch round per seconds_interval, backing off (up to a minute)
+            # while launches keep failing.
+            backoff = min(interval * 2 ** min(self._failed_in_row, 16), max(interval, 60.0))
+            wait = self._last_round + backoff - time.monotonic()
             if wait > 0:
-                time.sleep(wait)  # throttle: at most one launch round per seconds_interval
+                time.sleep(wait)
             try:
                 self._scale_round()
             except BaseException as error:  # surfaced on the user's next call
@@ -770,11 +775,21 @@ class Controller:
                     expired.append(instance)
             live = {id(i.handle) for i in self.launcher.instances}
         dead = _distinct(i.handle for i in expired if i.handle is not None and id(i.handle) not in live)
-        if expired:
-            log.warning("%s: %d launched worker(s) did not dial in within seconds_launch=%g s",
-                        self.name, len(expired), self.launcher.seconds_launch)
         if dead:
             self.launcher.terminate_workers(dead)
+        late = [i for i in expired if not i.reason]
+        if late:
+            log.warning("%s: %d launched worker(s) did not dial in within seconds_launch=%g s",
+                        self.name, len(late), self.launcher.seconds_launch)
+        if expired:
+            before, self._failed_in_row = self._failed_in_row, self._failed_in_row + len(expired)
+            if self._failed_in_row // _LAUNCH_FAILURES_MAX > before // _LAUNCH_FAILURES_MAX:
+                reasons = {i.reason for i in expired if i.reason} or {f"no dial-in within seconds_launch={self.launcher.seconds_launch:g} s"}
+                raise LaunchError(
+                    f"{self._failed_in_row} launches in a row failed before their workers dialled in "
+                    f"({'; '.join(sorted(reasons))}); the controller keeps retrying, more slowly. "
+                    "Check the workers' logs and the launcher's options."
+                )
 
     # ================================================================== the loop thread
     def _on_connect(self, pipe) -> None:
@@ -951,6 +966,7 @@ class Controller:
                 candidates = [instance]
             chosen = next((i for i in candidates if getattr(i.handle, "pid", None) == pid), candidates[0])
             chosen.state = "connected"
+            self._failed_in_row = 0
             chosen.pid = pid
             chosen.host = host
             chosen.queued = False

@@ -11,7 +11,9 @@ Settings (environment variables of the command):
     CREW_FAKE_SCHEDULER_DIR    folder of the job table (default: <tmp>/crew-fake-scheduler-<uid>)
     CREW_FAKE_PBS_FLAVOR       ``pro`` (PBS Professional / OpenPBS, default) or ``torque``
     CREW_FAKE_SCHEDULER_SLOTS  the most array tasks running at once (default: no limit); the
-                               others wait as pending, with the scheduler's pending reason
+                               others wait as pending, with the scheduler's pending reason.
+                               A file ``slots`` in the job table's folder overrides it, also
+                               for tasks already waiting (tests open the queue with it).
     CREW_FAKE_SCHEDULER_QUEUES comma-separated queue names accepted (default: LSF ``normal,short,long``,
                                PBS Pro ``workq``, TORQUE ``batch``; the first is the default queue)
 
@@ -192,7 +194,14 @@ def kill_tasks(folder: str, job_id: int, indices: list[str]) -> None:
         save(folder, job)
     for pgid in groups:
         if pgid:
-            end_group(pgid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+            # Like the real schedulers, answer at once and escalate to SIGKILL in the background.
+            subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--end-group", str(pgid)],
+                start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, close_fds=True,
+            )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------- task runner
@@ -212,14 +221,19 @@ def spawn(folder: str, job: dict[str, Any]) -> None:
         task["pid"] = runner.pid
 
 
-def _slots() -> float:
-    value = os.environ.get("CREW_FAKE_SCHEDULER_SLOTS", "")
+def slots(folder: str) -> float:
+    """The most tasks running at once: the file ``slots`` in the job table's folder (a test may
+    write it to open or close the queue), else CREW_FAKE_SCHEDULER_SLOTS; empty means no limit."""
+    try:
+        with open(os.path.join(folder, "slots")) as handle:
+            value = handle.read()
+    except FileNotFoundError:
+        value = os.environ.get("CREW_FAKE_SCHEDULER_SLOTS", "")
     return int(value) if value.strip() else float("inf")
 
 
 def run_task(folder: str, job_id: int, index: str) -> int:
     """The runner: wait for a free slot, run the job script with the task's environment, record the end."""
-    slots = _slots()
     while True:
         with locked(folder):
             job = load(folder, job_id)
@@ -229,7 +243,7 @@ def run_task(folder: str, job_id: int, index: str) -> int:
             running = sum(
                 1 for other in all_jobs(folder) for item in other["tasks"].values() if item["state"] == RUNNING
             )
-            if running < slots:
+            if running < slots(folder):
                 task.update(state=RUNNING, start=time.time(), host=HOST)
                 save(folder, job)
                 break
@@ -505,7 +519,8 @@ LSF_FIELDS: dict[str, Callable[[dict, str, dict], str]] = {
 def lsf_pending_reason(task: dict) -> str:
     if task["state"] != PENDING:
         return "-"
-    return "Job slot limit reached" if _slots() != float("inf") else "New job is waiting for scheduling"
+    limited = slots(state_dir("lsf")) != float("inf")
+    return "Job slot limit reached" if limited else "New job is waiting for scheduling"
 
 
 BJOBS = {
@@ -1014,7 +1029,9 @@ def pbs_attributes(job: dict, key: str | None) -> dict[str, Any]:
             attributes["exec_vnode"] = f"({HOST}:ncpus={pbs_cpus(job['resources'])})"
         if task["state"] == PENDING:
             attributes["comment"] = (
-                "Not Running: Insufficient amount of resource: ncpus" if _slots() != float("inf") else "Not Running"
+                "Not Running: Insufficient amount of resource: ncpus"
+                if slots(state_dir("pbs")) != float("inf")
+                else "Not Running"
             )
         if task["state"] in FINISHED:
             exit_status = task["exit"] if task["exit"] is not None else (-3 if task["state"] == KILLED else 1)
@@ -1086,6 +1103,8 @@ def main(command: str, args: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--end-group":
+        sys.exit(end_group(int(sys.argv[2])))
     if len(sys.argv) == 5 and sys.argv[1] == "--run-task":
         sys.exit(run_task(sys.argv[2], int(sys.argv[3]), sys.argv[4]))
     if len(sys.argv) >= 2 and sys.argv[1] in COMMANDS:

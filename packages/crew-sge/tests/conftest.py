@@ -45,23 +45,34 @@ def golden() -> str:
     return GOLDEN
 
 
+class FakeScheduler:
+    """Settings of the LSF/PBS stand-ins for one test (their job table is the test's own)."""
+
+    def __init__(self, state: str):
+        self.state = state
+
+    def use(self, flavor: str = "pro", slots: int | None = None) -> None:
+        """Choose the PBS flavour (``pro`` or ``torque``) and how many tasks may run at once."""
+        plumbum.local.env["CREW_FAKE_PBS_FLAVOR"] = flavor
+        plumbum.local.env["CREW_FAKE_SCHEDULER_SLOTS"] = "" if slots is None else str(slots)
+
+    def open_queue(self) -> None:
+        """Lift the slot limit, also for tasks already waiting."""
+        for kind in ("lsf", "pbs"):
+            os.makedirs(os.path.join(self.state, kind), exist_ok=True)
+            with open(os.path.join(self.state, kind, "slots"), "w"):
+                pass
+
+
 @pytest.fixture
 def fake_scheduler(tmp_path):
-    """A fresh job table for the LSF/PBS stand-ins, set in the environment the commands run in.
-
-    Yields a function ``use(flavor="pro", slots=None)`` that sets the PBS flavour and the
-    stand-ins' slot limit for the rest of the test.
-    """
+    """A fresh job table for the LSF/PBS stand-ins, set in the environment the commands run in;
+    every stand-in task still running at the end is ended (by its recorded process group)."""
     state = tmp_path / "scheduler"
     state.mkdir()
     settings = {"CREW_FAKE_SCHEDULER_DIR": str(state), "CREW_FAKE_PBS_FLAVOR": "pro", "CREW_FAKE_SCHEDULER_SLOTS": ""}
     with plumbum.local.env(**settings):
-
-        def use(flavor: str = "pro", slots: int | None = None) -> None:
-            plumbum.local.env["CREW_FAKE_PBS_FLAVOR"] = flavor
-            plumbum.local.env["CREW_FAKE_SCHEDULER_SLOTS"] = "" if slots is None else str(slots)
-
-        yield use
+        yield FakeScheduler(str(state))
         _end_fake_jobs(str(state))
 
 
@@ -76,12 +87,14 @@ def _end_fake_jobs(state: str) -> None:
         sys.path.remove(CLUSTERS)
     for kind in ("lsf", "pbs"):
         folder = os.path.join(state, kind)
-        if not os.path.isdir(folder):
+        if not os.path.isdir(os.path.join(folder, "jobs")):
             continue
         for job in fakesched.all_jobs(folder):
             live = [key for key, task in job["tasks"].items() if task["state"] not in fakesched.FINISHED]
             if live:
                 fakesched.kill_tasks(folder, job["id"], live)
+                for key in live:
+                    fakesched.end_group(job["tasks"][key]["pid"])
 
 
 def sge_available() -> bool:

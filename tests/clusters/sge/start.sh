@@ -82,10 +82,13 @@ say "sge_qmaster running (pid $(cat "$SPOOL/qmaster/qmaster.pid"))"
 # ---------------------------------------------------------------- configuration
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# root may run jobs (tests run as root), quick load reports, accounting flushed within a second
+# root may run jobs (tests run as root), quick load reports, accounting flushed within a second,
+# and job shells that are not login shells (a login bash would run the user's profile first,
+# e.g. a pyenv init that may stall on its lock; jobs get their environment from the job script)
 qconf -sconf global > "$work/global"
 sed -i -e 's/^min_uid .*/min_uid                      0/' \
        -e 's/^min_gid .*/min_gid                      0/' \
+       -e 's/^login_shells .*/login_shells                 none/' \
        -e 's/^load_report_time .*/load_report_time             00:00:05/' \
        -e 's/flush_time=[0-9:]*/flush_time=00:00:01/' "$work/global"
 qconf_quiet -Mconf "$work/global"

@@ -36,7 +36,7 @@ from ._serial import PROTOCOL, Serializer
 from .client import Client
 from .errors import CrewError, LaunchError, SettingError, TaskError
 from .launcher import Instance, Launcher
-from .results import Result
+from .results import STATUSES, Result
 
 __all__ = ["Controller"]
 
@@ -48,6 +48,7 @@ _MAX_BATCH_BYTES = 4 * 2**20
 _LAUNCH_FAILURES_MAX = 5  # failed launches in a row that are reported to the user as an error
 _STOP = object()
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+_STATUS_SET = frozenset(STATUSES)
 _live: "weakref.WeakSet[Controller]" = weakref.WeakSet()
 
 
@@ -194,6 +195,7 @@ class Controller:
         self._sleeping = False
         self._wake_sent = False
         self._wake_listener = None
+        self._wake_pipes: set[int] = set()
         self._waker = None
 
     # ================================================================== life cycle
@@ -793,11 +795,19 @@ class Controller:
 
     # ================================================================== the loop thread
     def _on_connect(self, pipe) -> None:
-        if pipe.listener is not self._wake_listener:
+        try:
+            waker = pipe.listener is self._wake_listener
+        except TypeError:  # pynng: a pipe NNG has already forgotten
+            waker = False
+        if waker:
+            self._wake_pipes.add(pipe.id)
+        else:
             self._notify(("connect", pipe))
 
     def _on_remove(self, pipe) -> None:
-        if pipe.listener is not self._wake_listener:
+        if pipe.id in self._wake_pipes:
+            self._wake_pipes.discard(pipe.id)
+        else:
             self._notify(("remove", pipe))
 
     def _notify(self, item) -> None:
@@ -815,7 +825,6 @@ class Controller:
         sock = self.client.socket
         events = self._events
         get_nowait = events.get_nowait
-        wake_listener = self._wake_listener
         state = self._state_lock
         while True:
             resolved_before = self._resolved
@@ -833,9 +842,9 @@ class Controller:
             with state:
                 try:
                     while message is not None:
-                        pipe = message.pipe
-                        if pipe.listener is not wake_listener:
-                            self._frame(pipe, message.bytes)
+                        frame = message.bytes
+                        if frame:  # empty frames only wake the loop (from the waker; from others: ignored)
+                            self._frame(message.pipe, frame)
                         try:
                             message = sock.recv_msg(block=False)
                         except pynng.TryAgain:
@@ -876,16 +885,21 @@ class Controller:
             self._hello(pipe, frame)
             return
         head = frame[:1]
-        if head == P.RESULTS:
-            self._results(worker, frame)
-        elif head == P.RETURNED:
-            self._returned(worker, frame)
-        elif head == P.STARTED:
-            worker.marked = struct.unpack(">q", frame[1:9])[0]
-        elif head == P.GOODBYE:
-            self._goodbye(worker, frame)
-        else:
-            log.warning("%s: unexpected frame %r from worker %s", self.name, head, worker.id)
+        try:
+            if head == P.RESULTS:
+                self._results(worker, frame)
+            elif head == P.RETURNED:
+                self._returned(worker, frame)
+            elif head == P.STARTED:
+                worker.marked = struct.unpack(">q", frame[1:9])[0]
+            elif head == P.GOODBYE:
+                self._goodbye(worker, frame)
+            else:
+                raise ValueError(f"unknown frame kind {head!r}")
+        except Exception as error:  # a worker that breaks the protocol is cut off; its tasks go back
+            log.warning("%s: protocol error from worker %s (%s): %s; closing its connection",
+                        self.name, worker.id, _peer(pipe), error)
+            _close(pipe)
 
     def _handle(self, item: tuple) -> None:
         kind = item[0]
@@ -910,8 +924,11 @@ class Controller:
         stranger = self._strangers.pop(pipe.id, None)
         reason = None
         if stranger is None:
-            reason = "frame before the challenge"
-        elif frame[:1] != P.HELLO or len(frame) > P.MAX_HELLO_BYTES:
+            # A pipe already rejected, or one that closed before its connection event: drop quietly.
+            log.debug("%s: dropped a frame from an unknown connection (%s)", self.name, _peer(pipe))
+            _close(pipe)
+            return
+        if frame[:1] != P.HELLO or len(frame) > P.MAX_HELLO_BYTES:
             reason = "expected a hello frame"
         else:
             try:
@@ -1076,11 +1093,12 @@ class Controller:
 
     # ---------------------------------------------------------------- results
     def _results(self, worker: _Worker, frame: bytes) -> None:
-        try:
-            batch = pickle.loads(frame[1:])
-        except Exception as error:
-            log.warning("%s: unreadable results from worker %s: %s", self.name, worker.id, error)
-            return
+        batch = pickle.loads(frame[1:])
+        if type(batch) is not list or not all(
+            type(row) is tuple and len(row) == 7 and type(row[0]) is int and row[1] in _STATUS_SET
+            and type(row[6]) is float for row in batch
+        ):
+            raise ValueError("malformed results frame")
         slot = self._slots[worker.instance.slot - 1] if worker.instance is not None else None
         loads = self._serializer.loads
         outstanding = worker.outstanding
@@ -1142,10 +1160,9 @@ class Controller:
         self._mark_idle(worker)
 
     def _returned(self, worker: _Worker, frame: bytes) -> None:
-        try:
-            requested, returned = pickle.loads(frame[1:])
-        except Exception:
-            return
+        requested, returned = pickle.loads(frame[1:])
+        if not all(type(ids) is list and all(type(i) is int for i in ids) for ids in (requested, returned)):
+            raise ValueError("malformed returned frame")
         worker.stealing.difference_update(requested)
         for task_id in reversed(returned):
             task = worker.outstanding.pop(task_id, None)

@@ -228,13 +228,22 @@ def test_waiting_workers_are_not_relaunched_and_show_the_reason(platform):
         assert controller.launcher.job_ids == [job]
         assert [row["state"] for row in controller.summary()] == ["launching"]
         time.sleep(controller.launcher.seconds_interval)
-    # Once released, the worker needs time to start and dial in; crew counts seconds_launch from
-    # the submission, not from the moment the job left the queue, so give it that time.
+    # The short seconds_launch served to show that waiting does not count; a released worker
+    # gets the usual time to start and dial in (the machine may be busy).
     controller.launcher.seconds_launch = SECONDS
     platform.release(job)
     assert controller.wait(seconds_timeout=SECONDS)
     assert controller.pop().status == "success"
     assert controller.launcher.job_ids == [job]
+    controller.terminate()
+    eventually(lambda: not platform.live_jobs(controller), SECONDS)
+
+
+def test_a_job_that_ends_before_its_worker_dials_in_fails_at_once(platform):
+    controller = platform.controller(workers=1, seconds_launch=3600, script_lines=["exit 3"])
+    controller.start()
+    controller.push("1 + 1", name="never")
+    eventually(lambda: controller.summary()[0]["failed_launches"] >= 1, SECONDS)  # not after an hour
     controller.terminate()
     eventually(lambda: not platform.live_jobs(controller), SECONDS)
 

@@ -7,7 +7,7 @@ import json
 
 import crew
 from crew_sge import LsfLauncher, PbsLauncher, SgeLauncher, lsf, pbs, sge
-from crew_sge._common import _hms, _indices, _is_gone, _megabytes, _sibling
+from crew_sge._common import _hms, _is_gone, _sibling
 
 QSTAT_XML = """<?xml version='1.0'?>
 <job_info  xmlns:xsd="http://arc.liv.ac.uk/repos/darcs/sge/source/dist/util/resources/schemas/qstat/qstat.xsd">
@@ -262,12 +262,31 @@ def test_pbs_queued_matches_the_ids_qsub_gave():
 
 
 def test_shared_helpers():
-    assert _megabytes(1) == 1024 and _megabytes(0.1) == 103 and _megabytes(2.5) == 2560
     assert _hms(1.25) == "01:15:00" and _hms(0.0001) == "00:00:01" and _hms(100) == "100:00:00"
-    assert _indices("1-5:2,8") == [1, 3, 5, 8] and _indices("3") == [3] and _indices("1-3%2") == [1, 2, 3]
     assert _sibling(["/opt/pbs/bin/qsub"], "qstat") == "/opt/pbs/bin/qstat"
     assert _sibling(["qsub", "-p", "0"], "qstat") == "qstat"
     ended = SgeLauncher.ended_pattern
     assert _is_gone('root has registered the job-array task 7.1 for deletion\ndenied: job "9" does not exist', ended)
+    assert _is_gone('denied: job "135" does not exist\njob 136 is already in deletion', ended)
     assert not _is_gone('denied: job "9" does not exist\nerror: you are not the owner', ended)
     assert not _is_gone("", ended)
+
+
+def test_ended_jobs_fail_their_launch_at_once():
+    sge_launcher = SgeLauncher(name="x")
+    sge_launcher._status_arguments(["4", "5", "6", "9"])
+    ended = sge_launcher._parse_ended(QSTAT_XML)
+    assert sorted(ended) == ["6", "9"]
+    assert "error state" in ended["6"] and "left the queue" in ended["9"]
+
+    lsf_launcher = LsfLauncher(name="x")
+    output = "123|RUN|-\n123|DONE|-\n124|DONE|-\n124|EXIT|-\n"
+    assert lsf_launcher._parse_ended(output) == {"124": "LSF job 124 DONE, EXIT"}
+
+    pbs_launcher = PbsLauncher(name="x")
+    pbs_launcher._status_arguments(["12[].pbs01", "13.pbs01", "99.pbs01"])
+    ended = pbs_launcher._parse_ended(json.dumps(PBS_JSON))
+    assert sorted(ended) == ["13.pbs01", "99.pbs01"] and "left the queue" in ended["99.pbs01"]
+    torque = PbsLauncher(name="x", torque=True)
+    torque._status_arguments(["20[].torque01", "21.torque01"])
+    assert torque._parse_ended(TORQUE_TEXT) == {"21.torque01": "PBS job 21.torque01 ended: done"}

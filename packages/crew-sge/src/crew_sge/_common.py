@@ -1,67 +1,30 @@
 """What the Grid Engine, LSF and PBS launchers and monitors share, written once.
 
 Script rendering, submission, cancelling and the secret file come from :mod:`crew.cluster`;
-this module adds the pieces these three schedulers have in common on top of it: unit
-conversions, array-index ranges, the status command found next to the submit command, cancels
-that tolerate jobs which already ended, and the body of the ``*_controller`` helpers.
+this module adds the pieces these three schedulers have in common on top of it: the status
+command found next to the submit command, cancels that tolerate jobs which already ended, the
+monitors' rows and logs, and time formats.
 """
 
 from __future__ import annotations
 
 import datetime
 import math
-import os
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from crew import SchedulerError, validate
-from crew.cluster import DEFAULT_SCRIPT_DIRECTORY, ClusterMonitor, cluster_controller
+from crew import SchedulerError
+from crew.cluster import ClusterMonitor
 
 __all__: list[str] = []
-
-_CONTROLLER_ONLY = (
-    "host", "port", "serializer", "profile", "reset_globals", "reset_modules",
-    "garbage_collection", "crashes_max", "backup",
-)  # fmt: skip
-_SHARED = ("tls", "seconds_interval", "seconds_timeout")
-
-
-def _build_controller(launcher_class: type, arguments: Mapping[str, Any]):
-    """A validated controller (not started) from one ``*_controller`` helper's arguments.
-
-    The Client and Controller arguments go to :func:`crew.cluster.cluster_controller`, every other
-    one to ``launcher_class``; ``tls`` and the ``seconds_*`` timing go to both.
-    """
-    options = dict(arguments)
-    controller_options = {key: options.pop(key) for key in _CONTROLLER_ONLY}
-    controller_options.update({key: options[key] for key in _SHARED})
-    return cluster_controller(launcher_class(**options), **controller_options)
-
-
-def _megabytes(gigabytes: float) -> int:
-    """Whole megabytes (rounded up) in a possibly fractional number of gigabytes."""
-    return math.ceil(round(gigabytes * 1024, 6))
-
 
 def _hms(hours: float) -> str:
     """``HH:MM:SS`` for a possibly fractional number of hours (whole seconds, rounded up)."""
     seconds = math.ceil(round(hours * 3600, 6))
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def _indices(spec: str) -> list[int]:
-    """Array indices in the schedulers' range notation: ``1-5:2,8`` (a ``%`` limit is dropped)."""
-    found: list[int] = []
-    for part in spec.split("%")[0].split(","):
-        part = part.strip()
-        if not part:
-            continue
-        first, _, rest = part.partition("-")
-        last, _, step = rest.partition(":")
-        found += range(int(first), int(last or first) + 1, int(step or 1))
-    return found
 
 
 def _sibling(command: Sequence[str], name: str) -> str:
@@ -102,24 +65,28 @@ class _ToleratesEnded:
             raise
 
 
+class _AsksAboutJobs:
+    """Mixin for launchers whose queue listing is not limited to the jobs asked about (``qstat``).
+
+    Remembers, per thread, the job ids of the last status query, so that the parsers of its
+    output can tell which of them the scheduler no longer lists (they ended).
+    """
+
+    def _remember(self, job_ids: Sequence[str]) -> None:
+        local = self.__dict__.setdefault("_asked_jobs", threading.local())
+        local.ids = list(job_ids)
+
+    def _asked(self) -> list[str]:
+        local = self.__dict__.get("_asked_jobs")
+        return list(getattr(local, "ids", [])) if local is not None else []
+
+
 class _SchedulerMonitor(_ToleratesEnded, ClusterMonitor):
     """The monitors' common part: rows in crew's columns, logs, and the launchers' log folder.
 
     A subclass implements ``jobs()`` (passing its parsed rows, which carry their own ``state``, to
     :meth:`_rows`) and ``_log_paths(id)``.
     """
-
-    def __init__(
-        self,
-        job_name: str = "crew",
-        machine: Any = None,
-        command_cancel: str | Sequence[str] | None = None,
-        seconds_timeout: float = 60.0,
-        script_directory: str | os.PathLike | None = None,
-    ):
-        super().__init__(job_name=job_name, machine=machine, command_cancel=command_cancel, seconds_timeout=seconds_timeout)
-        directory = script_directory if script_directory is not None else DEFAULT_SCRIPT_DIRECTORY
-        self.script_directory = validate.path("script_directory", directory)
 
     def _command(self, name: str) -> str:
         """Another command of the scheduler: next to ``command_cancel`` when that is a path."""
@@ -146,8 +113,7 @@ class _SchedulerMonitor(_ToleratesEnded, ClusterMonitor):
 
     def _default_logs(self, pattern: str) -> list[str]:
         """Files in the launchers' default log folder (``<script_directory>/logs``) matching ``pattern``."""
-        logs = self.machine.path(os.path.join(self.script_directory, "logs"))
-        return sorted(str(path) for path in logs // pattern)
+        return sorted(str(path) for path in self.machine.path(self.log_directory) // pattern)
 
 
 def _parse_ctime(text: str | None) -> datetime.datetime | None:

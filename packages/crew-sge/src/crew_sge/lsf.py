@@ -17,9 +17,9 @@ from typing import Any
 
 import crew
 from crew import Queued, SchedulerError, validate
-from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher
+from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, megabytes
 
-from ._common import _build_controller, _megabytes, _SchedulerMonitor, _sibling, _ToleratesEnded
+from ._common import _SchedulerMonitor, _sibling, _ToleratesEnded
 
 __all__ = ["LsfLauncher", "LsfMonitor", "lsf_controller", "parse_job_id", "parse_bjobs", "parse_bjobs_json"]
 
@@ -186,10 +186,10 @@ class LsfLauncher(_ToleratesEnded, ClusterLauncher):
         if self.cores is not None:
             lines.append(f"-n {self.cores}")
         if self.memory_gigabytes_limit is not None:
-            lines.append(f"-M {_megabytes(self.memory_gigabytes_limit)}MB")
+            lines.append(f"-M {megabytes(self.memory_gigabytes_limit)}MB")
         sections = []
         if self.memory_gigabytes_required is not None:
-            sections.append(f"rusage[mem={_megabytes(self.memory_gigabytes_required)}MB]")
+            sections.append(f"rusage[mem={megabytes(self.memory_gigabytes_required)}MB]")
         if self.cores is not None:
             sections.append("span[hosts=1]")
         if sections:
@@ -209,6 +209,17 @@ class LsfLauncher(_ToleratesEnded, ClusterLauncher):
             if row["state"] == "pending":
                 reasons.setdefault(row["job"], collections.Counter())[row["reason"]] += 1
         return {job: Queued(sum(count.values()), count.most_common(1)[0][0]) for job, count in reasons.items()}
+
+    def _parse_ended(self, output: str) -> dict[str, str]:
+        """Jobs none of whose elements waits or runs: their final states (``DONE``, ``EXIT``)."""
+        states: dict[str, list[str]] = {}
+        for row in parse_bjobs(output, ("jobid", "stat", "pend_reason")):
+            states.setdefault(row["job"], []).append(row["raw_state"])
+        return {
+            job: f"LSF job {job} {', '.join(dict.fromkeys(found))}"
+            for job, found in states.items()
+            if all(STATES.get(state) in ("done", "failed", "cancelled") for state in found)
+        }
 
 
 class LsfMonitor(_SchedulerMonitor):
@@ -312,4 +323,4 @@ def lsf_controller(
     is not loopback). The first arguments are those of ``crew_local.local_controller``; the LSF
     options are those of :class:`LsfLauncher`.
     """
-    return _build_controller(LsfLauncher, locals())
+    return crew.build_controller(LsfLauncher, **locals())

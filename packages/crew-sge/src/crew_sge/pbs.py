@@ -17,9 +17,9 @@ from typing import Any
 
 import crew
 from crew import Queued, SchedulerError, SettingError, validate
-from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher
+from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, megabytes
 
-from ._common import _build_controller, _hms, _megabytes, _parse_ctime, _SchedulerMonitor, _sibling, _ToleratesEnded
+from ._common import _AsksAboutJobs, _hms, _parse_ctime, _SchedulerMonitor, _sibling, _ToleratesEnded
 
 __all__ = ["PbsLauncher", "PbsMonitor", "pbs_controller", "parse_job_id", "parse_qstat_json", "parse_qstat_full", "job_rows"]
 
@@ -132,7 +132,7 @@ def job_rows(jobs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-class PbsLauncher(_ToleratesEnded, ClusterLauncher):
+class PbsLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
     """Launch crew workers on PBS Pro / OpenPBS or TORQUE: one ``qsub`` of an array job per round.
 
     Arguments (all optional):
@@ -186,7 +186,6 @@ class PbsLauncher(_ToleratesEnded, ClusterLauncher):
         self.queue = validate.text("queue", queue, allow_none=True, pattern=DIRECTIVE_VALUE)
         self.account = validate.text("account", account, allow_none=True, pattern=DIRECTIVE_VALUE)
         self.torque = validate.flag("torque", torque)
-        self._asked: list[str] = []
 
     def log_path(self, stream: str) -> str:
         """The given log path, or by default the log folder (PBS then names one file per subjob)."""
@@ -206,7 +205,7 @@ class PbsLauncher(_ToleratesEnded, ClusterLauncher):
             lines.append(f"-q {self.queue}")
         if self.account is not None:
             lines.append(f"-A {self.account}")
-        memory = None if self.memory_gigabytes_required is None else f"{_megabytes(self.memory_gigabytes_required)}mb"
+        memory = None if self.memory_gigabytes_required is None else f"{megabytes(self.memory_gigabytes_required)}mb"
         if self.torque:
             if self.cores is not None:
                 lines.append(f"-l nodes=1:ppn={self.cores}")
@@ -223,20 +222,38 @@ class PbsLauncher(_ToleratesEnded, ClusterLauncher):
         return parse_job_id(output)
 
     def _status_arguments(self, job_ids: Sequence[str]) -> list[str]:
-        self._asked = list(job_ids)
+        self._remember(job_ids)
         qstat = _sibling(self.command_submit, "qstat")
         return [qstat, "-f", "-t"] if self.torque else [qstat, "-f", "-F", "json", "-t"]
 
+    def _rows_by_job(self, output: str) -> dict[str, list[dict[str, Any]]]:
+        """The workers' rows per job id asked about (matched by job number: ``12[].server`` is 12)."""
+        jobs = parse_qstat_full(output) if self.torque else parse_qstat_json(output)
+        by_number = {_NUMBER.match(job_id).group(1): job_id for job_id in self._asked() if _NUMBER.match(job_id)}
+        found: dict[str, list[dict[str, Any]]] = {job_id: [] for job_id in by_number.values()}
+        for row in job_rows(jobs):
+            if row["job"] in by_number:
+                found[by_number[row["job"]]].append(row)
+        return found
+
     def _parse_status(self, output: str) -> dict[str, Queued]:
         """Waiting subjobs (or the waiting plain job) per submitted job, with PBS's comment as reason."""
-        jobs = parse_qstat_full(output) if self.torque else parse_qstat_json(output)
-        by_number = {_NUMBER.match(job_id).group(1): job_id for job_id in self._asked if _NUMBER.match(job_id)}
-        reasons: dict[str, collections.Counter] = {}
-        for row in job_rows(jobs):
-            asked = by_number.get(row["job"])
-            if asked is not None and row["state"] == "pending":
-                reasons.setdefault(asked, collections.Counter())[row["reason"]] += 1
-        return {job: Queued(sum(count.values()), count.most_common(1)[0][0]) for job, count in reasons.items()}
+        queued = {}
+        for job, rows in self._rows_by_job(output).items():
+            reasons = collections.Counter(row["reason"] for row in rows if row["state"] == "pending")
+            if reasons:
+                queued[job] = Queued(sum(reasons.values()), reasons.most_common(1)[0][0])
+        return queued
+
+    def _parse_ended(self, output: str) -> dict[str, str]:
+        """Jobs ``qstat`` no longer lists, or whose every subjob finished (TORQUE's ``C``)."""
+        ended = {}
+        for job, rows in self._rows_by_job(output).items():
+            if not rows:
+                ended[job] = f"PBS job {job} left the queue"
+            elif all(row["raw_state"] in _FINISHED for row in rows):
+                ended[job] = f"PBS job {job} ended: " + ", ".join(dict.fromkeys(row["reason"] or row["state"] for row in rows))
+        return ended
 
 
 class PbsMonitor(_SchedulerMonitor):
@@ -342,4 +359,4 @@ def pbs_controller(
     is not loopback). The first arguments are those of ``crew_local.local_controller``; the PBS
     options are those of :class:`PbsLauncher`.
     """
-    return _build_controller(PbsLauncher, locals())
+    return crew.build_controller(PbsLauncher, **locals())

@@ -16,9 +16,9 @@ from typing import Any
 
 import crew
 from crew import Queued, SchedulerError, SettingError, validate
-from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher
+from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, array_indices, megabytes
 
-from ._common import _build_controller, _indices, _megabytes, _parse_ctime, _SchedulerMonitor, _sibling, _ToleratesEnded
+from ._common import _AsksAboutJobs, _parse_ctime, _SchedulerMonitor, _sibling, _ToleratesEnded
 
 __all__ = ["SgeLauncher", "SgeMonitor", "sge_controller", "parse_job_id", "parse_qstat_xml", "parse_qacct"]
 
@@ -67,7 +67,7 @@ def parse_qstat_xml(output: str) -> list[dict[str, Any]]:
         tasks = _text(entry, "tasks")
         started = _text(entry, "JAT_start_time")
         queue = _text(entry, "queue_name")
-        for index in _indices(tasks) if tasks else [None]:
+        for index in array_indices(tasks) if tasks else [None]:
             rows.append(dict(
                 id=job if index is None else f"{job}.{index}",
                 job=job,
@@ -129,7 +129,7 @@ def _monitor_state(raw: str) -> str:
     return "running"  # r, t, R (restarted), s/S/T (suspended)
 
 
-class SgeLauncher(_ToleratesEnded, ClusterLauncher):
+class SgeLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
     """Launch crew workers on Grid Engine: one ``qsub -terse`` of a ``#$ -t 1-n`` array job per round.
 
     Arguments (all optional):
@@ -157,7 +157,7 @@ class SgeLauncher(_ToleratesEnded, ClusterLauncher):
     default_submit = "qsub"
     default_cancel = "qdel"
     log_pattern = "$JOB_ID.$TASK_ID"
-    ended_pattern = re.compile(r"does not exist")
+    ended_pattern = re.compile(r"does not exist|is already in deletion")
 
     def __init__(
         self,
@@ -212,9 +212,9 @@ class SgeLauncher(_ToleratesEnded, ClusterLauncher):
         if self.cores is not None:
             lines.append(f"-pe smp {self.cores}")
         if self.memory_gigabytes_limit is not None:
-            lines.append(f"-l h_rss={_megabytes(self.memory_gigabytes_limit)}M")
+            lines.append(f"-l h_rss={megabytes(self.memory_gigabytes_limit)}M")
         if self.memory_gigabytes_required is not None:
-            lines.append(f"-l m_mem_free={_megabytes(self.memory_gigabytes_required)}M")
+            lines.append(f"-l m_mem_free={megabytes(self.memory_gigabytes_required)}M")
         if self.gpu is not None:
             lines.append(f"-l gpu={self.gpu}")
         return lines
@@ -226,6 +226,7 @@ class SgeLauncher(_ToleratesEnded, ClusterLauncher):
         return parse_job_id(output)
 
     def _status_arguments(self, job_ids: Sequence[str]) -> list[str]:
+        self._remember(job_ids)
         return [_sibling(self.command_submit, "qstat"), "-xml"]
 
     def _parse_status(self, output: str) -> dict[str, Queued]:
@@ -236,6 +237,20 @@ class SgeLauncher(_ToleratesEnded, ClusterLauncher):
             if "qw" in row["raw_state"] and "E" not in row["raw_state"]:
                 waiting.setdefault(row["job"], []).append(row["reason"])
         return {job: Queued(len(reasons), max(set(reasons), key=reasons.count)) for job, reasons in waiting.items()}
+
+    def _parse_ended(self, output: str) -> dict[str, str]:
+        """Jobs asked about that ``qstat`` no longer lists (they ended), or whose every task is in
+        the error state (it will not start by itself)."""
+        states: dict[str, list[str]] = {}
+        for row in parse_qstat_xml(output):
+            states.setdefault(row["job"], []).append(row["raw_state"])
+        ended = {}
+        for job in self._asked():
+            if job not in states:
+                ended[job] = f"Grid Engine job {job} left the queue; qacct -j {job} tells how it ended"
+            elif all("E" in state for state in states[job]):
+                ended[job] = f"Grid Engine job {job} is in the error state; qstat -j {job} tells why"
+        return ended
 
 
 class SgeMonitor(_SchedulerMonitor):
@@ -357,4 +372,4 @@ def sge_controller(
     is not loopback; the compute nodes must reach it). The first arguments are those of
     ``crew_local.local_controller``; the Grid Engine options are those of :class:`SgeLauncher`.
     """
-    return _build_controller(SgeLauncher, locals())
+    return crew.build_controller(SgeLauncher, **locals())

@@ -47,7 +47,6 @@ __all__ = [
     "ClusterLauncher",
     "ClusterMonitor",
     "array_indices",
-    "cluster_controller",
     "job_name",
     "megabytes",
     "render_script",
@@ -550,38 +549,3 @@ class ClusterMonitor(Monitor):
         """The text of a file on :attr:`machine` ('' when it does not exist)."""
         target = self.machine.path(path)
         return target.read() if target.exists() else ""
-
-
-def cluster_controller(
-    launcher: Launcher,
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    tls: Any = None,
-    serializer: str | None = None,
-    profile: str | None = None,
-    seconds_interval: float = 0.25,
-    seconds_timeout: float = 60.0,
-    reset_globals: bool = True,
-    reset_modules: bool = False,
-    garbage_collection: bool = False,
-    crashes_max: int = 5,
-    backup: Any = None,
-):
-    """A validated :class:`crew.Controller` (not started) with a :class:`crew.Client` and ``launcher``.
-
-    Superseded by :func:`crew.build_controller`, which plugin helpers should call instead; kept
-    until every scheduler package has moved to it.
-    """
-    from .client import Client
-    from .controller import Controller
-
-    client = Client(
-        host=host, port=port, tls=tls, serializer=serializer, profile=profile,
-        seconds_interval=seconds_interval, seconds_timeout=seconds_timeout,
-    )
-    controller = Controller(
-        client, launcher, reset_globals=reset_globals, reset_modules=reset_modules,
-        garbage_collection=garbage_collection, crashes_max=crashes_max, backup=backup,
-    )
-    return controller.validate()

@@ -38,7 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 # ------------------------------------------------------------------------------------- job table
 
@@ -251,25 +252,28 @@ def run_task(folder: str, job_id: int, index: str) -> int:
     environment = dict(job["env"])
     environment.update(job["task_env"][index])
     stdout_path, stderr_path = job["logs"][index]
+    problem = None
     try:
-        stdout = open(stdout_path, "a")
-        stderr = stdout if stderr_path in (None, stdout_path) else open(stderr_path, "a")
-        code = subprocess.call(
-            interpreter(job["script"]) + [job["script"]],
-            cwd=job["workdir"],
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-        )
+        with contextlib.ExitStack() as files:
+            stdout = files.enter_context(open(stdout_path, "a"))
+            stderr = stdout if stderr_path in (None, stdout_path) else files.enter_context(open(stderr_path, "a"))
+            code = subprocess.call(
+                [*interpreter(job["script"]), job["script"]],
+                cwd=job["workdir"],
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+            )
     except OSError as error:  # the log folder or the working directory is missing
-        code = 1
-        job["tasks"][index]["error"] = str(error)
+        code, problem = 1, str(error)
     with locked(folder):
         job = load(folder, job_id)
         task = job["tasks"][index]
         if task["state"] == RUNNING:
             task.update(state=DONE if code == 0 else FAILED, end=time.time(), exit=code if code >= 0 else 256 - code)
+            if problem:
+                task["error"] = problem
             save(folder, job)
     return 0
 
@@ -327,7 +331,7 @@ def directives(script: str, prefix: str) -> list[str]:
             continue
         if not stripped.startswith("#"):
             break
-        if stripped.startswith(prefix + " ") or stripped.startswith(prefix + "\t"):
+        if stripped.startswith((prefix + " ", prefix + "\t")):
             body = stripped[len(prefix) :].split(" #", 1)[0]
             words += shlex.split(body)
     return words
@@ -407,7 +411,7 @@ def bsub(args: list[str]) -> int:
     for option in ("-n",):
         if option in settings and not re.fullmatch(r"[1-9]\d*(,[1-9]\d*)?", settings[option] or ""):
             raise Usage(f"Bad argument for option {option}. Job not submitted.", 255)
-    if "-M" in settings and not re.fullmatch(r"\d+(\.\d+)?\s*([KMGTPE]B?)?!?", settings["-M"] or "", re.I):
+    if "-M" in settings and not re.fullmatch(r"\d+(\.\d+)?\s*([KMGTPE]B?)?!?", settings["-M"] or "", re.IGNORECASE):
         raise Usage("Bad argument for option -M. Job not submitted.", 255)
     if "-W" in settings and not re.fullmatch(r"(\d+:)?\d+", settings["-W"] or ""):
         raise Usage("Bad argument for option -W. Job not submitted.", 255)
@@ -530,7 +534,9 @@ BJOBS = {
 
 
 def bjobs(args: list[str]) -> int:
-    given, ids = parse_options(args, BJOBS, lambda word: Usage(f"{word}: Illegal option.\nUsage: bjobs [options] [jobId ...]", 255), attached=False)
+    given, ids = parse_options(
+        args, BJOBS, lambda word: Usage(f"{word}: Illegal option.\nUsage: bjobs [options] [jobId ...]", 255), attached=False
+    )
     flags = {option for option, _ in given}
     settings = dict(given)
     if "-json" in flags and "-noheader" in flags:
@@ -818,7 +824,7 @@ def pbs_resources(text: str, kind: str) -> dict[str, str]:
                 raise Usage(f"qsub: Unknown resource Resource_List.{key}", 168)
             raise Usage(f"qsub: submit error (Unknown resource type  Resource_List.{key})", 1)
         bad = (
-            (key in ("mem", "vmem", "pmem") and not re.fullmatch(MEMORY, value, re.I))
+            (key in ("mem", "vmem", "pmem") and not re.fullmatch(MEMORY, value, re.IGNORECASE))
             or (key in ("walltime", "cput") and not re.fullmatch(r"(\d+:){0,2}\d+", value))
             or (key == "ncpus" and not re.fullmatch(r"\d+", value))
             or (key == "nodes" and not re.fullmatch(r"\d+(:ppn=\d+)?(:gpus=\d+)?", value))
@@ -838,7 +844,7 @@ def pbs_select_ok(value: str) -> bool:
             key, sign, amount = part.partition("=")
             if not sign or not key or not amount:
                 return False
-            if key == "mem" and not re.fullmatch(MEMORY, amount, re.I):
+            if key == "mem" and not re.fullmatch(MEMORY, amount, re.IGNORECASE):
                 return False
             if key in ("ncpus", "ngpus", "mpiprocs", "ompthreads") and not amount.isdigit():
                 return False
@@ -906,8 +912,13 @@ def unknown_job(kind: str, command: str, word: str) -> str:
     return f"{command}: Unknown Job Id {full}" if kind == "pro" else f"{command}: Unknown Job Id Error {full}"
 
 
-QSTAT_PRO = {"-f": False, "-F": True, "-x": False, "-t": False, "-J": False, "-u": True, "-w": False, "-a": False, "-n": False, "-s": False, "-H": False, "-1": False}  # fmt: skip
-QSTAT_TORQUE = {"-f": False, "-t": False, "-u": True, "-a": False, "-n": False, "-1": False, "-e": False, "-r": False, "-i": False}  # fmt: skip
+QSTAT_PRO = {
+    "-f": False, "-F": True, "-x": False, "-t": False, "-J": False, "-u": True, "-w": False, "-a": False,
+    "-n": False, "-s": False, "-H": False, "-1": False,
+}  # fmt: skip
+QSTAT_TORQUE = {
+    "-f": False, "-t": False, "-u": True, "-a": False, "-n": False, "-1": False, "-e": False, "-r": False, "-i": False,
+}  # fmt: skip
 
 
 def qstat(args: list[str]) -> int:
@@ -1062,8 +1073,9 @@ def pbs_attributes(job: dict, key: str | None) -> dict[str, Any]:
 def qdel(args: list[str]) -> int:
     kind = flavor()
     spec = {"-W": True, "-x": False} if kind == "pro" else {"-W": True, "-t": True, "-p": False, "-m": True, "-a": False}
-    given, ids = parse_options(
-        args, spec, lambda word: Usage(f"qdel: invalid option -- '{word[1:2]}'\nusage: qdel [-W force] job_identifier...", 2), attached=True
+    _given, ids = parse_options(
+        args, spec, attached=True,
+        unknown=lambda word: Usage(f"qdel: invalid option -- '{word[1:2]}'\nusage: qdel [-W force] job_identifier...", 2),
     )  # fmt: skip
     if not ids:
         raise Usage("usage: qdel [-W force] job_identifier...", 2)

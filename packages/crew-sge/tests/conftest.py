@@ -18,6 +18,8 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "sge: needs a running Son of Grid Engine (tests/clusters/sge/start.sh)")
+    config.addinivalue_line("markers", "lsf: runs against the LSF stand-in commands (tests/clusters/lsf/bin)")
+    config.addinivalue_line("markers", "pbs: runs against the PBS stand-in commands (tests/clusters/pbs/bin)")
 
 
 @pytest.fixture

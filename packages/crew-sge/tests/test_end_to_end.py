@@ -13,16 +13,24 @@ import re
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-import plumbum
-import pytest
+from typing import Any
 
 import crew
 import crew.testing
+import plumbum
+import pytest
 from crew.testing import eventually
-from crew_sge import LsfMonitor, PbsMonitor, SgeLauncher, SgeMonitor, lsf_controller, pbs_controller, sge_controller
+from crew_sge import (
+    LsfMonitor,
+    PbsMonitor,
+    SgeLauncher,
+    SgeMonitor,
+    lsf_controller,
+    pbs_controller,
+    sge_controller,
+)
 
 SECONDS = 90.0
 NAMES = ["JOB_ID", "SGE_TASK_ID", "LSB_JOBID", "LSB_JOBINDEX", "PBS_JOBID", "PBS_ARRAY_INDEX", "PBS_ARRAYID"]
@@ -128,7 +136,12 @@ def _stand_in(request, kind: str, scratch: str) -> Platform:
     )  # fmt: skip
 
 
-PLATFORMS = [pytest.param("sge", marks=pytest.mark.sge), "lsf", "pbs", "torque"]
+PLATFORMS = [
+    pytest.param("sge", marks=pytest.mark.sge),
+    pytest.param("lsf", marks=pytest.mark.lsf),
+    pytest.param("pbs", marks=pytest.mark.pbs),
+    pytest.param("torque", marks=pytest.mark.pbs),
+]
 
 
 @pytest.fixture(params=PLATFORMS)

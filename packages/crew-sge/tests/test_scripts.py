@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 import crew
-from crew_sge import LsfLauncher, PbsLauncher, SgeLauncher, lsf_controller, pbs_controller, sge_controller
-from crew_sge import lsf, pbs, sge
+import pytest
+from crew_sge import (
+    LsfLauncher,
+    PbsLauncher,
+    SgeLauncher,
+    lsf,
+    lsf_controller,
+    pbs,
+    pbs_controller,
+    sge,
+    sge_controller,
+)
 
 CALL = (
     "/usr/bin/python3 -m crew.worker tcp://10.0.0.1:5555 --controller abc123 --launch 1 "
@@ -17,30 +25,30 @@ CALL = (
 LINES = ["module load python/3.11", "source /shared/venv/bin/activate"]
 
 SCRIPTS = {
-    "sge_minimal.sh": (SgeLauncher, 4, dict(name="demo")),
-    "sge_full.sh": (SgeLauncher, 3, dict(
-        name="demo", job_name="analysis", cwd="/scratch/work", envvars=True, log_join=True,
-        log_output="/shared/logs/worker_$JOB_ID.$TASK_ID.log", memory_gigabytes_limit=2.5,
-        memory_gigabytes_required=1, cores=4, gpu=1, queue="all.q", project="genomics",
-        script_lines=LINES, extra_directives=["-l h_rt=01:00:00", "#$ -notify"],
-    )),
-    "sge_home.sh": (SgeLauncher, 1, dict(name="demo", cwd=False)),
-    "lsf_minimal.sh": (LsfLauncher, 3, dict(name="demo")),
-    "lsf_full.sh": (LsfLauncher, 5, dict(
-        name="demo", cwd="/scratch/work", memory_gigabytes_limit=4, memory_gigabytes_required=1.5,
-        cores=2, queue="short", project="genomics", log_output="/shared/logs/out_%J_%I.txt",
-        log_error="/shared/logs/err_%J_%I.txt", script_lines=LINES, extra_directives="-W 2:00",
-    )),
-    "pbs_array.sh": (PbsLauncher, 4, dict(
-        name="demo", cores=2, memory_gigabytes_required=0.5, walltime_hours=1.25, queue="workq",
-        account="proj01", script_lines=['cd "$PBS_O_WORKDIR"'],
-    )),
-    "pbs_single.sh": (PbsLauncher, 1, dict(name="demo", log_join=True)),
-    "torque_array.sh": (PbsLauncher, 3, dict(
-        name="demo", torque=True, cores=4, memory_gigabytes_required=8, walltime_hours=48,
-        queue="batch", account="proj01",
-    )),
-    "torque_single.sh": (PbsLauncher, 1, dict(name="demo", torque=True)),
+    "sge_minimal.sh": (SgeLauncher, 4, {"name": "demo"}),
+    "sge_full.sh": (SgeLauncher, 3, {
+        "name": "demo", "job_name": "analysis", "cwd": "/scratch/work", "envvars": True, "log_join": True,
+        "log_output": "/shared/logs/worker_$JOB_ID.$TASK_ID.log", "memory_gigabytes_limit": 2.5,
+        "memory_gigabytes_required": 1, "cores": 4, "gpu": 1, "queue": "all.q", "project": "genomics",
+        "script_lines": LINES, "extra_directives": ["-l h_rt=01:00:00", "#$ -notify"],
+    }),
+    "sge_home.sh": (SgeLauncher, 1, {"name": "demo", "cwd": False}),
+    "lsf_minimal.sh": (LsfLauncher, 3, {"name": "demo"}),
+    "lsf_full.sh": (LsfLauncher, 5, {
+        "name": "demo", "cwd": "/scratch/work", "memory_gigabytes_limit": 4, "memory_gigabytes_required": 1.5,
+        "cores": 2, "queue": "short", "project": "genomics", "log_output": "/shared/logs/out_%J_%I.txt",
+        "log_error": "/shared/logs/err_%J_%I.txt", "script_lines": LINES, "extra_directives": "-W 2:00",
+    }),
+    "pbs_array.sh": (PbsLauncher, 4, {
+        "name": "demo", "cores": 2, "memory_gigabytes_required": 0.5, "walltime_hours": 1.25, "queue": "workq",
+        "account": "proj01", "script_lines": ['cd "$PBS_O_WORKDIR"'],
+    }),
+    "pbs_single.sh": (PbsLauncher, 1, {"name": "demo", "log_join": True}),
+    "torque_array.sh": (PbsLauncher, 3, {
+        "name": "demo", "torque": True, "cores": 4, "memory_gigabytes_required": 8, "walltime_hours": 48,
+        "queue": "batch", "account": "proj01",
+    }),
+    "torque_single.sh": (PbsLauncher, 1, {"name": "demo", "torque": True}),
 }  # fmt: skip
 
 

@@ -12,7 +12,6 @@ import re
 
 import plumbum
 import pytest
-
 from crew.testing import eventually
 
 
@@ -28,6 +27,7 @@ def script(tmp_path, prefix: str, directives: list[str], body: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.lsf
 def test_bsub_array_sets_lsf_variables_and_prints_the_job(lsf_bin, fake_scheduler, tmp_path):
     out = tmp_path / "out_%J_%I.txt"
     text = script(tmp_path, "#BSUB", ['-J "crew-a[1-3]"', f"-o {out}"], 'echo "$LSB_JOBID $LSB_JOBINDEX"')
@@ -44,6 +44,7 @@ def test_bsub_array_sets_lsf_variables_and_prints_the_job(lsf_bin, fake_schedule
     assert [(r["JOBID"], r["JOBINDEX"], r["JOB_NAME"]) for r in records] == [(job, str(i), f"crew-a[{i}]") for i in (1, 2, 3)]
 
 
+@pytest.mark.lsf
 @pytest.mark.parametrize(("directive", "message"), [
     ('-J "crew-a[1-3"', "Bad job name"),
     ("-J crew-a]", "Bad job name"),
@@ -58,6 +59,7 @@ def test_bsub_rejects_what_lsf_rejects(lsf_bin, fake_scheduler, tmp_path, direct
     assert code != 0 and message in stderr and stdout == ""
 
 
+@pytest.mark.lsf
 def test_bkill_and_bjobs_states(lsf_bin, fake_scheduler, tmp_path):
     _, stdout, _ = run(lsf_bin, "bsub", stdin=script(tmp_path, "#BSUB", ['-J "crew-k[1-2]"', "-o /dev/null"], "sleep 300"))
     job = re.search(r"<(\d+)>", stdout).group(1)
@@ -76,6 +78,7 @@ def test_bkill_and_bjobs_states(lsf_bin, fake_scheduler, tmp_path):
     assert code != 0 and "Job <99999> is not found" in stderr
 
 
+@pytest.mark.pbs
 def test_pbs_pro_array_and_plain_job(pbs_bin, fake_scheduler, tmp_path):
     body = 'echo "$PBS_JOBID $PBS_ARRAY_INDEX $PBS_ARRAY_ID $PBS_O_WORKDIR"'
     path = tmp_path / "job.sh"
@@ -92,6 +95,7 @@ def test_pbs_pro_array_and_plain_job(pbs_bin, fake_scheduler, tmp_path):
     eventually(lambda: run(pbs_bin, "qstat", "-x", "-f", "-F", "json", stdout.strip())[1].count('"F"') == 1)
 
 
+@pytest.mark.pbs
 @pytest.mark.parametrize(("flavor", "directive", "message"), [
     ("pro", "-J 1-1", "illegal -J value"),
     ("pro", "-J 5", "illegal -J value"),
@@ -114,10 +118,12 @@ def test_qsub_rejects_what_pbs_rejects(pbs_bin, fake_scheduler, tmp_path, flavor
     assert code != 0 and message in stderr and stdout == ""
 
 
+@pytest.mark.pbs
 def test_torque_array_variables_and_qdel(pbs_bin, fake_scheduler, tmp_path):
     fake_scheduler.use("torque")
     path = tmp_path / "job.sh"
-    path.write_text(script(tmp_path, "#PBS", ["-N crew-t", "-t 1-2", f"-o {tmp_path}/", "-j oe"], 'echo "$PBS_ARRAYID"; sleep 300'))
+    directives = ["-N crew-t", "-t 1-2", f"-o {tmp_path}/", "-j oe"]
+    path.write_text(script(tmp_path, "#PBS", directives, 'echo "$PBS_ARRAYID"; sleep 300'))
     _, stdout, _ = run(pbs_bin, "qsub", str(path))
     array = stdout.strip()
     number = array.split("[")[0]

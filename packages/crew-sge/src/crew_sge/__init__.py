@@ -18,16 +18,16 @@ lsf_plugin = crew.Plugin(name="lsf", package="crew-sge", controller=lsf_controll
 pbs_plugin = crew.Plugin(name="pbs", package="crew-sge", controller=pbs_controller, launcher=PbsLauncher, monitor=PbsMonitor)
 
 __all__ = [
-    "SgeLauncher",
-    "SgeMonitor",
-    "sge_controller",
-    "sge_plugin",
     "LsfLauncher",
     "LsfMonitor",
-    "lsf_controller",
-    "lsf_plugin",
     "PbsLauncher",
     "PbsMonitor",
+    "SgeLauncher",
+    "SgeMonitor",
+    "lsf_controller",
+    "lsf_plugin",
     "pbs_controller",
     "pbs_plugin",
+    "sge_controller",
+    "sge_plugin",
 ]

@@ -21,7 +21,7 @@ from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, megabytes
 
 from ._common import _SchedulerMonitor, _sibling, _ToleratesEnded
 
-__all__ = ["LsfLauncher", "LsfMonitor", "lsf_controller", "parse_job_id", "parse_bjobs", "parse_bjobs_json"]
+__all__ = ["LsfLauncher", "LsfMonitor", "lsf_controller", "parse_bjobs", "parse_bjobs_json", "parse_job_id"]
 
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted")
 _FIELDS = ("jobid", "jobindex", "stat", "exec_host", "start_time", "exit_code", "exit_reason", "pend_reason", "job_name")
@@ -29,6 +29,8 @@ _FIELDS = ("jobid", "jobindex", "stat", "exec_host", "start_time", "exit_code", 
 _DELIMITER = "|"
 _NO_JOB = re.compile(r"No (unfinished |pending |)job found")
 _EMPTY = ("", "-")
+_KILLED = re.compile(r"TERM_OWNER|TERM_ADMIN|killed by (owner|admin|root)", re.IGNORECASE)
+"""How LSF's exit reason tells that ``bkill`` ended an element."""
 
 STATES = {
     "PEND": "pending", "PSUSP": "pending", "WAIT": "pending", "PROV": "pending",
@@ -75,7 +77,7 @@ def _record_row(record: dict[str, Any]) -> dict[str, Any]:
     raw_state = (_value(record.get("STAT")) or "UNKWN").upper()
     state = STATES.get(raw_state, "running")
     exit_reason = _value(record.get("EXIT_REASON"))
-    if raw_state == "EXIT" and exit_reason and re.search(r"TERM_OWNER|TERM_ADMIN|killed by (owner|admin|root)", exit_reason, re.I):
+    if raw_state == "EXIT" and exit_reason and _KILLED.search(exit_reason):
         state = "cancelled"
     host = _value(record.get("EXEC_HOST"))
     node = re.sub(r"^\d+\*", "", host.split(":")[0]) if host else None
@@ -86,17 +88,17 @@ def _record_row(record: dict[str, Any]) -> dict[str, Any]:
         reason = exit_reason or (f"exit code {code}" if code else None)
     else:
         reason = None
-    return dict(
-        id=job if array_index is None else f"{job}[{array_index}]",
-        job=job,
-        array_index=array_index,
-        name=re.sub(r"\[\d+\]$", "", _value(record.get("JOB_NAME")) or "") or None,
-        raw_state=raw_state,
-        state=state,
-        reason=reason.rstrip(";").strip() if reason else None,
-        node=None if state == "pending" else node,
-        start_time=None if state == "pending" else _start_time(_value(record.get("START_TIME"))),
-    )
+    return {
+        "id": job if array_index is None else f"{job}[{array_index}]",
+        "job": job,
+        "array_index": array_index,
+        "name": re.sub(r"\[\d+\]$", "", _value(record.get("JOB_NAME")) or "") or None,
+        "raw_state": raw_state,
+        "state": state,
+        "reason": reason.rstrip(";").strip() if reason else None,
+        "node": None if state == "pending" else node,
+        "start_time": None if state == "pending" else _start_time(_value(record.get("START_TIME"))),
+    }
 
 
 def parse_bjobs(output: str, fields: Sequence[str] = _FIELDS, delimiter: str = _DELIMITER) -> list[dict[str, Any]]:
@@ -290,7 +292,7 @@ def lsf_controller(
     seconds_launch: float = 60.0,
     seconds_idle: float = math.inf,
     seconds_wall: float = math.inf,
-    tasks_max: int | float = math.inf,
+    tasks_max: float = math.inf,
     tasks_timers: int = 0,
     reset_globals: bool = True,
     reset_modules: bool = False,

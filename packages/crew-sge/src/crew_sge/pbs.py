@@ -19,9 +19,16 @@ import crew
 from crew import Queued, SchedulerError, SettingError, validate
 from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, megabytes
 
-from ._common import _AsksAboutJobs, _hms, _parse_ctime, _SchedulerMonitor, _sibling, _ToleratesEnded
+from ._common import (
+    _AsksAboutJobs,
+    _hms,
+    _parse_ctime,
+    _SchedulerMonitor,
+    _sibling,
+    _ToleratesEnded,
+)
 
-__all__ = ["PbsLauncher", "PbsMonitor", "pbs_controller", "parse_job_id", "parse_qstat_json", "parse_qstat_full", "job_rows"]
+__all__ = ["PbsLauncher", "PbsMonitor", "job_rows", "parse_job_id", "parse_qstat_full", "parse_qstat_json", "pbs_controller"]
 
 _JOB_ID = re.compile(r"\d+(?:\[\])?(?:\.[\w.-]+)?")
 _NUMBER = re.compile(r"^(\d+)")
@@ -117,18 +124,18 @@ def job_rows(jobs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         comment = str(attributes.get("comment") or "").strip() or None
         reason = comment if state == "pending" else (f"exit status {exit_status}" if state == "failed" else None)
         parent = attributes.get("array_id") or (re.sub(r"\[\d+\]", "[]", job_id) if bracket else job_id)
-        rows.append(dict(
-            id=job_id,
-            job=number.group(1) if number else job_id,
-            parent=parent,
-            array_index=array_index,
-            name=attributes.get("Job_Name"),
-            raw_state=raw_state,
-            state=state,
-            reason=reason,
-            node=None if state == "pending" else host,
-            start_time=_parse_ctime(attributes.get("stime") or attributes.get("start_time")),
-        ))
+        rows.append({
+            "id": job_id,
+            "job": number.group(1) if number else job_id,
+            "parent": parent,
+            "array_index": array_index,
+            "name": attributes.get("Job_Name"),
+            "raw_state": raw_state,
+            "state": state,
+            "reason": reason,
+            "node": None if state == "pending" else host,
+            "start_time": _parse_ctime(attributes.get("stime") or attributes.get("start_time")),
+        })
     return rows
 
 
@@ -325,7 +332,7 @@ def pbs_controller(
     seconds_launch: float = 60.0,
     seconds_idle: float = math.inf,
     seconds_wall: float = math.inf,
-    tasks_max: int | float = math.inf,
+    tasks_max: float = math.inf,
     tasks_timers: int = 0,
     reset_globals: bool = True,
     reset_modules: bool = False,

@@ -10,17 +10,23 @@ import datetime
 import math
 import os
 import re
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from typing import Any
+from xml.etree import ElementTree
 
 import crew
 from crew import Queued, SchedulerError, SettingError, validate
 from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, array_indices, megabytes
 
-from ._common import _AsksAboutJobs, _parse_ctime, _SchedulerMonitor, _sibling, _ToleratesEnded
+from ._common import (
+    _AsksAboutJobs,
+    _parse_ctime,
+    _SchedulerMonitor,
+    _sibling,
+    _ToleratesEnded,
+)
 
-__all__ = ["SgeLauncher", "SgeMonitor", "sge_controller", "parse_job_id", "parse_qstat_xml", "parse_qacct"]
+__all__ = ["SgeLauncher", "SgeMonitor", "parse_job_id", "parse_qacct", "parse_qstat_xml", "sge_controller"]
 
 _TERSE = re.compile(r"(\d+)(?:\.\S+)?")
 _VERBOSE = re.compile(r"Your job(?:-array)? (\d+)")
@@ -68,16 +74,16 @@ def parse_qstat_xml(output: str) -> list[dict[str, Any]]:
         started = _text(entry, "JAT_start_time")
         queue = _text(entry, "queue_name")
         for index in array_indices(tasks) if tasks else [None]:
-            rows.append(dict(
-                id=job if index is None else f"{job}.{index}",
-                job=job,
-                array_index=index,
-                name=_text(entry, "JB_name"),
-                raw_state=state,
-                reason=_pending_reason(state),
-                node=queue.partition("@")[2] or None,
-                start_time=datetime.datetime.fromisoformat(started) if started else None,
-            ))
+            rows.append({
+                "id": job if index is None else f"{job}.{index}",
+                "job": job,
+                "array_index": index,
+                "name": _text(entry, "JB_name"),
+                "raw_state": state,
+                "reason": _pending_reason(state),
+                "node": queue.partition("@")[2] or None,
+                "start_time": datetime.datetime.fromisoformat(started) if started else None,
+            })
     return rows
 
 
@@ -106,17 +112,17 @@ def parse_qacct(output: str) -> list[dict[str, Any]]:
             state = "cancelled"
         else:
             state = "failed"
-        rows.append(dict(
-            id=fields["jobnumber"] if index is None else f"{fields['jobnumber']}.{index}",
-            job=fields["jobnumber"],
-            array_index=index,
-            name=fields.get("jobname"),
-            raw_state="z",
-            state=state,
-            reason=None if state == "done" else f"failed {fields.get('failed', '?')}, exit status {exit_status}",
-            node=fields.get("hostname"),
-            start_time=_parse_ctime(fields.get("start_time")),
-        ))
+        rows.append({
+            "id": fields["jobnumber"] if index is None else f"{fields['jobnumber']}.{index}",
+            "job": fields["jobnumber"],
+            "array_index": index,
+            "name": fields.get("jobname"),
+            "raw_state": "z",
+            "state": state,
+            "reason": None if state == "done" else f"failed {fields.get('failed', '?')}, exit status {exit_status}",
+            "node": fields.get("hostname"),
+            "start_time": _parse_ctime(fields.get("start_time")),
+        })
     return rows
 
 
@@ -315,7 +321,8 @@ class SgeMonitor(_SchedulerMonitor):
             if key in fields:
                 path = fields[key].split(",")[0].rsplit(":", 1)[-1]
                 name = fields.get("job_name", "")
-                for variable, value in (("$JOB_ID", job), ("$TASK_ID", task), ("$JOB_NAME", name), ("$USER", fields.get("owner", ""))):
+                filled = {"$JOB_ID": job, "$TASK_ID": task, "$JOB_NAME": name, "$USER": fields.get("owner", "")}
+                for variable, value in filled.items():
                     path = path.replace(variable, value)
                 if self.machine.path(path).is_dir():
                     path = os.path.join(path, f"{name}.{letter}{job}.{task}")
@@ -336,7 +343,7 @@ def sge_controller(
     seconds_launch: float = 60.0,
     seconds_idle: float = math.inf,
     seconds_wall: float = math.inf,
-    tasks_max: int | float = math.inf,
+    tasks_max: float = math.inf,
     tasks_timers: int = 0,
     reset_globals: bool = True,
     reset_modules: bool = False,

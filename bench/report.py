@@ -73,12 +73,17 @@ def floor_table(result: dict) -> str:
     floors = result.get("floors")
     if not floors or floors.get("status") != "ok":
         return f"floors: {floors.get('status') if floors else 'missing'}: {floors.get('note', '') if floors else ''}"
-    lines = ["| floor | value |", "|---|---:|"]
-    lines.append(f"| pynng Push0/Pull0 + cloudpickle, by reference, 2 workers (tasks/s) | {_num(floors['pushpull_by_reference']['tasks_per_second'])} |")
-    lines.append(f"| pynng Push0/Pull0 + cloudpickle, by value, 2 workers (tasks/s) | {_num(floors['pushpull_by_value']['tasks_per_second'])} |")
-    lines.append(f"| pynng Req0/Rep0 + cloudpickle round trip p50 / p99 (µs) | {_us(floors['reqrep']['p50'])} / {_us(floors['reqrep']['p99'])} |")
-    lines.append(f"| raw TCP echo p50 / p99 (µs) | {_us(floors['tcp_echo']['p50'])} / {_us(floors['tcp_echo']['p99'])} |")
-    lines.append(f"| 2 fresh Python workers (pynng + cloudpickle) to first result (ms) | {_ms(floors['fresh_workers']['seconds'])} |")
+    rows = [
+        ("pynng Push0/Pull0 + cloudpickle, by reference, 2 workers (tasks/s)",
+         _num(floors["pushpull_by_reference"]["tasks_per_second"])),
+        ("pynng Push0/Pull0 + cloudpickle, by value, 2 workers (tasks/s)",
+         _num(floors["pushpull_by_value"]["tasks_per_second"])),
+        ("pynng Req0/Rep0 + cloudpickle round trip p50 / p99 (µs)",
+         f"{_us(floors['reqrep']['p50'])} / {_us(floors['reqrep']['p99'])}"),
+        ("raw TCP echo p50 / p99 (µs)", f"{_us(floors['tcp_echo']['p50'])} / {_us(floors['tcp_echo']['p99'])}"),
+        ("2 fresh Python workers (pynng + cloudpickle) to first result (ms)", _ms(floors["fresh_workers"]["seconds"])),
+    ]
+    lines = ["| floor | value |", "|---|---:|"] + [f"| {label} | {value} |" for label, value in rows]
     return "\n".join(lines)
 
 
@@ -107,11 +112,14 @@ def scale_table(result: dict) -> str:
         lines.append(f"| resident memory per queued task (bytes) | {push['rss_bytes_per_task']:,.0f} |")
     traced = scale.get("traced", {})
     if traced.get("status") == "ok":
-        lines.append(f"| Python heap per queued task, tracemalloc over {traced['tasks']:,} (bytes) | {traced['bytes_per_task']:,.0f} |")
+        lines.append(f"| Python heap per queued task, tracemalloc over {traced['tasks']:,} (bytes) "
+                     f"| {traced['bytes_per_task']:,.0f} |")
     for key in ("sim_baseline", "sim"):
         sim = scale.get(key, {})
         if sim.get("status") == "ok":
-            lines.append(f"| {sim['workers']:,} simulated workers: tasks/s over {sim['tasks']:,} tasks ({sim['workers_used']:,} used; all connected in {sim['connect_seconds']:.1f} s) | {sim['tasks_per_second']:,.0f} |")
+            lines.append(f"| {sim['workers']:,} simulated workers: tasks/s over {sim['tasks']:,} tasks "
+                         f"({sim['workers_used']:,} used; all connected in {sim['connect_seconds']:.1f} s) "
+                         f"| {sim['tasks_per_second']:,.0f} |")
     for key, entry in scale.items():
         if entry.get("status") not in (None, "ok"):
             lines.append(f"| {key} | {entry['status']}: {entry.get('note', '')} |")
@@ -153,21 +161,22 @@ def plot(result: dict, path: str) -> bool:
         return False
     counts = result["config"]["counts"]
     sizes = result["config"]["payload_sizes"]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
-    for name in PEER_ORDER:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 4.8))
+    for index, name in enumerate(PEER_ORDER):
         row = result["peers"].get(name)
         if not row or row["status"] != "ok":
             continue
+        style = {"color": f"C{index}", "linewidth": 2.5 if name == "crew-local" else 1.5}
         xs = [n for n in counts if _tps(row, n)]
-        left.plot(xs, [_tps(row, n) for n in xs], marker="o", label=row["label"], linewidth=2.5 if name == "crew-local" else 1.5)
+        left.plot(xs, [_tps(row, n) for n in xs], marker="o", label=row["label"], **style)
         if row.get("map"):
             xs = [n for n in counts if str(n) in row["map"]]
-            label = "ProcessPoolExecutor map (best chunksize)" if name == "ppe" else f"{row['label']} map"
-            left.plot(xs, [row["map"][str(n)]["tasks_per_second"] for n in xs], marker="s", linestyle=":", label=label)
+            label = "ProcessPoolExecutor map (best chunksize)" if name == "ppe" else f"{row['label']} Controller.map"
+            left.plot(xs, [row["map"][str(n)]["tasks_per_second"] for n in xs], marker="s", linestyle=":", label=label,
+                      **style)
         payloads = row.get("payload", {})
         xs = [s for s in sizes if str(s) in payloads]
-        right.plot(xs, [payloads[str(s)]["megabytes_per_second"] for s in xs], marker="o", label=row["label"],
-                   linewidth=2.5 if name == "crew-local" else 1.5)
+        right.plot(xs, [payloads[str(s)]["megabytes_per_second"] for s in xs], marker="o", label=row["label"], **style)
     floors = result.get("floors", {})
     if floors.get("status") == "ok":
         for key, style, label in (("pushpull_by_reference", "--", "floor: pynng push/pull, by reference"),
@@ -179,7 +188,8 @@ def plot(result: dict, path: str) -> bool:
               title="Throughput against payload size")
     for axis in (left, right):
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=7)
+    left.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    right.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         try:
             outcome = _child(args.child, json.loads(args.config))
-        except Exception:  # noqa: BLE001 - any failure is reported to the parent as this child's error
+        except Exception:  # any failure is reported to the parent as this child's error
             traceback.print_exc()
             sys.stdout.flush()
             os._exit(1)

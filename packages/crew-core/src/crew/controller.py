@@ -659,7 +659,8 @@ class Controller:
         launches that never dialled in.
         """
         self._autoscaling = validate.flag("enabled", enabled)
-        self._scale_wanted.set()
+        if enabled:
+            self._scale_wanted.set()
 
     def _want_scale(self) -> None:
         """Wake the scaler when unresolved tasks may need more workers than are connected."""

@@ -39,7 +39,7 @@ def where() -> dict[str, Any]:
     except OSError:
         address = None
     names = ("SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID", "JOB_ID", "SGE_TASK_ID", "LSB_JOBID", "LSB_JOBINDEX",
-             "PBS_JOBID", "PBS_ARRAY_INDEX", "AWS_BATCH_JOB_ID", "AWS_BATCH_JOB_ARRAY_INDEX")
+             "PBS_JOBID", "PBS_ARRAY_INDEX", "PBS_ARRAYID", "AWS_BATCH_JOB_ID", "AWS_BATCH_JOB_ARRAY_INDEX")
     return {
         "host": socket.gethostname(),
         "ip": address,

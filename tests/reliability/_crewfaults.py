@@ -20,7 +20,7 @@ import crew
 from crew.testing import eventually, pids_alive
 from crew_local import local_controller
 
-__all__ = ["Workers", "tracked_workers", "connected_pids", "kill", "eventually", "pids_alive"]
+__all__ = ["Workers", "tracked_workers", "slow_python", "connected_pids", "kill", "eventually", "pids_alive"]
 
 
 def connected_pids(controller: crew.Controller) -> list[int]:
@@ -35,6 +35,26 @@ def kill(pid: int, signum: int = signal.SIGKILL) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+_SLOW_PYTHON = """#!{python}
+import os, sys, time
+time.sleep({delay!r})
+deadline = time.monotonic() + 120
+while {gate!r} and not os.path.exists({gate!r}) and time.monotonic() < deadline:
+    time.sleep(0.02)
+os.execv(sys.executable, [sys.executable] + sys.argv[1:])
+"""
+
+
+def slow_python(folder: str | os.PathLike, delay: float = 0.0, gate: str | os.PathLike | None = None) -> str:
+    """Write an interpreter for launchers' ``python`` option that waits ``delay`` seconds, then
+    until the file ``gate`` exists (at most 120 s), before it becomes this Python; return its path."""
+    path = os.path.join(os.fspath(folder), "slow-python")
+    with open(path, "w") as handle:
+        handle.write(_SLOW_PYTHON.format(python=sys.executable, delay=float(delay), gate=os.fspath(gate or "")))
+    os.chmod(path, 0o755)
+    return path
 
 
 class Workers:

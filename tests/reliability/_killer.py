@@ -2,10 +2,9 @@
 
     python _killer.py PARENT_PID CONTROLLER_ID MIN_SECONDS MAX_SECONDS SEED
 
-Every MIN..MAX seconds it SIGKILLs one random running worker of that controller: a child process
-of PARENT_PID whose command line runs ``crew.worker`` with ``--controller CONTROLLER_ID`` and that
-is connected (it has an established TCP connection; see test_worker_lost_before_dialling_in for
-workers killed while they start). It prints
+Every MIN..MAX seconds it SIGKILLs one random worker of that controller, connected or still
+starting: a child process of PARENT_PID whose command line runs ``crew.worker`` with
+``--controller CONTROLLER_ID``. It prints
 each pid it killed, one per line, and stops when its standard input closes or reads a line.
 """
 
@@ -25,13 +24,10 @@ def _targets(parent: psutil.Process, controller: str) -> list[int]:
     for child in parent.children():
         try:
             words = child.cmdline()
-            if "crew.worker" not in words or controller not in words or child.status() == psutil.STATUS_ZOMBIE:
-                continue
-            connected = any(c.status == psutil.CONN_ESTABLISHED for c in child.net_connections(kind="tcp"))
+            if "crew.worker" in words and controller in words and child.status() != psutil.STATUS_ZOMBIE:
+                pids.append(child.pid)
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             continue
-        if connected:
-            pids.append(child.pid)
     return pids
 
 

@@ -88,7 +88,6 @@ def test_printing_megabytes_without_a_log(workers):
     assert results["chatty"].status == "success" and results["after"].result == results["chatty"].pid
 
 
-@pytest.mark.xfail(strict=True, reason="core-requests: a result larger than max_frame_bytes kills the connection")
 def test_result_larger_than_the_frame_limit_is_an_error(workers):
     client = crew.Client(host="127.0.0.1", max_frame_bytes=2**20)
     launcher = LocalLauncher(workers=1, seconds_interval=0.1)

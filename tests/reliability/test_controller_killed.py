@@ -2,27 +2,18 @@
 
 import json
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-from _crewfaults import eventually, kill, pids_alive
+from _crewfaults import eventually, kill, pids_alive, slow_python
 
 DOOMED = str(Path(__file__).with_name("_doomed_controller.py"))
-SLOW_PYTHON = f"""#!{sys.executable}
-import os, sys, time
-time.sleep(2)
-os.execv(sys.executable, [sys.executable] + sys.argv[1:])
-"""
 
 
 @pytest.mark.parametrize("mode", ["busy", "idle", "dialling"])
 def test_workers_exit_when_their_controller_is_killed(workers, tmp_path, mode):
-    slow = tmp_path / "slow-python"
-    slow.write_text(SLOW_PYTHON)
-    slow.chmod(0o755)
-    controller = workers.python(DOOMED, mode, str(slow))
+    controller = workers.python(DOOMED, mode, slow_python(tmp_path, delay=2))
     line = controller.stdout.readline()
     assert line, controller.stderr.read()
     pids = json.loads(line)

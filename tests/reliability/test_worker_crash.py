@@ -1,11 +1,9 @@
 """A task that kills its worker resolves as "crash", with the signal or exit code in its error;
 a task that runs out of memory inside Python resolves as "error" and its worker lives on."""
 
-import sys
-
 import pytest
 
-from _crewfaults import eventually, kill, pids_alive
+from _crewfaults import eventually, kill, pids_alive, slow_python
 
 CRASHES = {
     "abort": ("import os\nos.abort()", "signal SIGABRT"),
@@ -71,7 +69,6 @@ def test_memory_error_is_an_error_and_the_worker_lives_on(workers):
 POISON = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
 
 
-@pytest.mark.xfail(strict=True, reason="core-requests: a crash is charged to the oldest unacknowledged task")
 def test_crash_is_charged_to_the_task_that_was_running(workers):
     """A task that kills its worker takes the blame; the tasks sent with it do not."""
     controller = workers.controller(workers=1, crashes_max=0, seconds_interval=0.1)
@@ -90,19 +87,9 @@ def test_crash_is_charged_to_the_task_that_was_running(workers):
         assert all(result.status == "success" for result in controller.collect())
 
 
-SLOW_PYTHON = """#!{python}
-import os, sys, time
-time.sleep(1)
-os.execv(sys.executable, [sys.executable] + sys.argv[1:])
-"""
-
-
-@pytest.mark.xfail(strict=True, reason="core-requests: a worker that dies before it dials in holds its place until seconds_launch")
 def test_worker_lost_before_dialling_in_is_replaced_quickly(workers, tmp_path):
-    python = tmp_path / "slow-python"
-    python.write_text(SLOW_PYTHON.format(python=sys.executable))
-    python.chmod(0o755)
-    controller = workers.controller(workers=1, seconds_launch=60, seconds_interval=0.1, python=str(python))
+    python = slow_python(tmp_path, delay=1)
+    controller = workers.controller(workers=1, seconds_launch=60, seconds_interval=0.1, python=python)
     with controller:
         controller.push("'done'", name="task")
         first = eventually(lambda: workers.pids, 10, interval=0.01)[0]

@@ -12,7 +12,20 @@ what it runs.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and API docs
+    from . import controller, discovery, validate
+    from ._build import build_controller
+    from .client import Client
+    from .controller import Controller
+    from .errors import CrewError, LaunchError, SchedulerError, SettingError, TaskError
+    from .group import ControllerGroup
+    from .launcher import Instance, Launcher, Queued
+    from .monitor import JOB_COLUMNS, Monitor
+    from .plugins import ENTRY_POINT_GROUP, Plugin
+    from .results import STATUSES, Result
+    from .tls import TLS
 
 __version__ = "0.1.0"
 

@@ -7,15 +7,23 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import shlex
+import sys
 import threading
 import time
 
 import pynng
 
 import crew
+from _crewfaults import Workers, slow_python
+from crew_local import LocalLauncher
 
-__all__ = ["Peer", "LogRecorder", "controller_id", "hello_frame", "Bomb"]
+__all__ = ["Peer", "LogRecorder", "controller_id", "hello_frame", "Bomb", "gated_controller", "open_gate", "LIMIT",
+           "call_by_hand"]
+
+LIMIT = 2**20
+"""The max_frame_bytes of :func:`gated_controller`."""
 
 CHALLENGE, WELCOME, TASKS, HELLO = b"c", b"w", b"t", b"h"
 
@@ -132,3 +140,34 @@ class LogRecorder(logging.Handler):
         logger = logging.getLogger("crew")
         logger.removeHandler(self)
         logger.setLevel(self._level)
+
+
+def call_by_hand(controller: crew.Controller, **options) -> str:
+    """The controller's worker call (``options`` as for ``Launcher.call``), run by this Python
+    rather than the launcher's interpreter (a gated one in :func:`gated_controller`)."""
+    words = shlex.split(controller.launcher.call(**options))
+    words[0] = sys.executable
+    return shlex.join(words)
+
+
+def gated_controller(workers: Workers, folder, seconds_timeout: float = 3.0, tls: crew.TLS | None = None,
+                     seconds_launch: float = 600) -> crew.Controller:
+    """A started controller with three queued tasks whose own worker waits to dial in until the
+    file ``folder/gate`` exists (see :func:`open_gate`): meanwhile only the test's peers talk to it."""
+    client = crew.Client(host="127.0.0.1", seconds_timeout=seconds_timeout, max_frame_bytes=LIMIT, tls=tls)
+    python = slow_python(folder, gate=os.path.join(folder, "gate"))
+    launcher = LocalLauncher(workers=1, seconds_interval=0.1, seconds_launch=seconds_launch, python=python)
+    controller = workers.watch(crew.Controller(client, launcher))
+    controller.start()
+    for index in range(3):
+        controller.push("index * 2", data={"index": index}, name=f"queued_{index}")
+    return controller
+
+
+def open_gate(controller: crew.Controller, folder) -> list:
+    """Let the controller's own worker dial in; check it runs the three queued tasks; return the results."""
+    open(os.path.join(folder, "gate"), "w").close()
+    assert controller.wait(seconds_timeout=30), "the controller stopped working"
+    results = sorted(controller.collect(), key=lambda result: result.name)
+    assert [(r.name, r.status, r.result) for r in results] == [(f"queued_{i}", "success", 2 * i) for i in range(3)]
+    return results

@@ -13,35 +13,11 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import crew
-from _crewfaults import slow_python
-from _peers import CHALLENGE, TASKS, WELCOME, Bomb, LogRecorder, Peer, controller_id, hello_frame
-from crew_local import LocalLauncher
+from _peers import (CHALLENGE, LIMIT, TASKS, WELCOME, Bomb, LogRecorder, Peer, controller_id, gated_controller,
+                    hello_frame, open_gate)
 
-LIMIT = 2**20  # the controller's max_frame_bytes in these tests
 FUZZ = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-def _guarded(workers, folder, seconds_timeout=3.0):
-    """A started controller with three queued tasks; its worker waits to dial in until
-    ``folder/gate`` exists (see _still_works)."""
-    client = crew.Client(host="127.0.0.1", seconds_timeout=seconds_timeout, max_frame_bytes=LIMIT)
-    python = slow_python(folder, gate=os.path.join(folder, "gate"))
-    launcher = LocalLauncher(workers=1, seconds_interval=0.1, seconds_launch=600, python=python)
-    controller = workers.watch(crew.Controller(client, launcher))
-    controller.start()
-    for index in range(3):
-        controller.push("index * 2", data={"index": index}, name=f"queued_{index}")
-    return controller
-
-
-def _still_works(controller, folder):
-    """The queued tasks all run once the real worker dials in."""
-    open(os.path.join(folder, "gate"), "w").close()
-    assert controller.wait(seconds_timeout=30), "the controller stopped working"
-    results = sorted(controller.collect(), key=lambda result: result.name)
-    assert [(r.name, r.status, r.result) for r in results] == [(f"queued_{i}", "success", 2 * i) for i in range(3)]
 
 
 # ------------------------------------------------------------------ recipes of hostile frames
@@ -92,7 +68,7 @@ def _frame(recipe, secret, nonce, controller, marker) -> bytes:
 
 
 def test_unauthenticated_peers_get_nothing_and_are_dropped(workers, tmp_path):
-    controller = _guarded(workers, tmp_path)
+    controller = gated_controller(workers, tmp_path)
     secret = controller.launcher.environment["CREW_SECRET"]
     ident = controller_id(controller)
     marker = str(tmp_path / "unpickled")
@@ -117,11 +93,11 @@ def test_unauthenticated_peers_get_nothing_and_are_dropped(workers, tmp_path):
         assert controller.resolved() == 0 and controller.unresolved() == 3
 
     attack()
-    _still_works(controller, tmp_path)
+    open_gate(controller, tmp_path)
 
 
 def test_a_silent_peer_is_dropped_after_seconds_timeout(workers, tmp_path):
-    controller = _guarded(workers, tmp_path, seconds_timeout=1.0)
+    controller = gated_controller(workers, tmp_path, seconds_timeout=1.0)
     with LogRecorder() as log, Peer(controller.client.url) as peer:
         peer.challenge()
         started = time.monotonic()
@@ -129,12 +105,12 @@ def test_a_silent_peer_is_dropped_after_seconds_timeout(workers, tmp_path):
         assert 0.9 <= time.monotonic() - started < 4
         assert log.count("no hello within"), log.messages
     assert all(frame[:1] == CHALLENGE for frame in peer.received)
-    _still_works(controller, tmp_path)
+    open_gate(controller, tmp_path)
 
 
 def test_a_stranger_cannot_deliver_results(workers, tmp_path):
     """Frames a worker would send, from a peer that skipped the hello, are never read."""
-    controller = _guarded(workers, tmp_path)
+    controller = gated_controller(workers, tmp_path)
     marker = str(tmp_path / "unpickled")
     fake = [(task_id, "success", pickle.dumps("forged"), None, None, None, 0.0) for task_id in range(1, 4)]
     for frame in (b"r" + pickle.dumps(fake), b"r" + pickle.dumps(Bomb(marker)), b"b" + pickle.dumps(([1], [1]))):
@@ -143,7 +119,7 @@ def test_a_stranger_cannot_deliver_results(workers, tmp_path):
             peer.send(frame)
             assert peer.dropped()
         assert controller.resolved() == 0 and not os.path.exists(marker)
-    _still_works(controller, tmp_path)
+    open_gate(controller, tmp_path)
 
 
 # ------------------------------------------------------------------ authenticated, then garbage
@@ -168,7 +144,7 @@ GARBAGE = st.one_of(
 
 
 def test_authenticated_garbage_cannot_break_the_controller(workers, tmp_path):
-    controller = _guarded(workers, tmp_path)
+    controller = gated_controller(workers, tmp_path)
     controller.cancel(all=True)  # nothing to hand out: the peer is a worker now
     assert controller.wait(seconds_timeout=10)
     controller.collect()
@@ -191,17 +167,17 @@ def test_authenticated_garbage_cannot_break_the_controller(workers, tmp_path):
     attack()
     for index in range(3):
         controller.push("index * 2", data={"index": index}, name=f"queued_{index}")
-    _still_works(controller, tmp_path)
+    open_gate(controller, tmp_path)
 
 
 def test_a_peer_that_sends_and_vanishes_leaves_no_error(workers, tmp_path):
     """Frames whose connection is already gone when the controller reads them are dropped quietly."""
-    controller = _guarded(workers, tmp_path)
+    controller = gated_controller(workers, tmp_path)
     with LogRecorder() as log:
         for _ in range(200):
             with Peer(controller.client.url) as peer:
                 peer.challenge()
                 peer.send(b"\x00garbage")
-        _still_works(controller, tmp_path)
+        open_gate(controller, tmp_path)
     assert log.count("error in the controller loop") == 0, log.messages[:3]
     assert log.count("rejected a peer") >= 1

@@ -46,6 +46,8 @@ def peer_table(result: dict) -> str:
             lines.append("| " + " | ".join(cells) + " |")
             continue
         note = []
+        if row.get("import_seconds") is not None:
+            note.append(f"import {_ms(row['import_seconds'])} ms (not in start)")
         for tasks, why in row.get("skipped", {}).items():
             note.append(f"{int(tasks):,} tasks skipped ({why})")
         if name == "ppe":

@@ -175,6 +175,7 @@ def _merge_peer(runs: list[dict]) -> dict:
     merged["runs"] = len(ok)
     merged["errors"] = [run.get("note") for run in runs if run["status"] != "ok"]
     merged["start_seconds"] = min(run["start_seconds"] for run in ok)
+    merged["import_seconds"] = min(run.get("import_seconds", 0.0) for run in ok)
     for field in ("throughput", "payload", "map"):
         keys = {key for run in ok for key in run.get(field, {})}
         if keys:

@@ -123,7 +123,7 @@ def _run_blocks(path: Path, pids_file: Path) -> None:
     for line, code in python_blocks(path.read_text()):
         print(f"--- {path.name}: block at line {line}", flush=True)
         # Padding keeps tracebacks' line numbers those of the Markdown file.
-        exec(compile("\n" * (line - 1) + code, str(path), "exec"), namespace)  # noqa: S102 - the docs' own code
+        exec(compile("\n" * (line - 1) + code, str(path), "exec"), namespace)
     workers = []
     for process in psutil.Process().children(recursive=True):
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from crew_aws_batch.testing import aws_batch  # noqa: F401  (the fixture)
 
 

@@ -8,7 +8,6 @@ import time
 
 import psutil
 import pytest
-
 from crew_aws_batch.testing import LocalBatchAgent, local_aws_batch
 
 PYTHON = sys.executable

@@ -6,9 +6,8 @@ import os
 import sys
 import time
 
-import pytest
-
 import crew.testing
+import pytest
 from crew_aws_batch import AwsBatchDefinition, AwsBatchMonitor, aws_batch_controller
 from crew_aws_batch.testing import local_aws_batch
 

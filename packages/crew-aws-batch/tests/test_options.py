@@ -7,9 +7,8 @@ import math
 import subprocess
 import sys
 
-import pytest
-
 import crew
+import pytest
 from crew_aws_batch import AwsBatchDefinition, AwsBatchLauncher, AwsBatchMonitor, aws_batch_controller, plugin
 from crew_aws_batch._options import _job_name, _sanitise_name, _split
 

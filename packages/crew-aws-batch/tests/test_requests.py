@@ -5,10 +5,9 @@ from __future__ import annotations
 import shlex
 
 import boto3
+import crew
 import pytest
 from botocore.stub import ANY, Stubber
-
-import crew
 from crew_aws_batch import AwsBatchDefinition, AwsBatchHandle, AwsBatchLauncher, AwsBatchMonitor
 
 SECRET = "not-on-the-command-line"

@@ -659,7 +659,7 @@ def test_result_fields(controller):
     def careful(x):
         import warnings
 
-        warnings.warn("careful")
+        warnings.warn("careful", stacklevel=1)
         return x
 
     result = run(controller, careful, args=(3,), name="careful")

@@ -2,9 +2,8 @@
 
 import time
 
-import pytest
-
 import crew
+import pytest
 from crew_local import LocalLauncher
 
 

@@ -154,7 +154,10 @@ def _validate_options(
         if value is not None
     ]
     if len(chosen) > 1:
-        raise SettingError(f"give at most one of container_overrides, node_overrides, eks_properties_override, not {' and '.join(chosen)}")
+        raise SettingError(
+            "give at most one of container_overrides, node_overrides, eks_properties_override, "
+            f"not {' and '.join(chosen)}"
+        )
     if eks_properties_override is not None:
         containers = eks_properties_override.get("podProperties", {}).get("containers", [])
         if not isinstance(containers, list) or not all(isinstance(item, Mapping) for item in containers):

@@ -184,13 +184,17 @@ class AwsBatchDefinition:
         """An :class:`crew_aws_batch.AwsBatchMonitor` of this queue and definition, same connection."""
         from .monitor import AwsBatchMonitor
 
-        return AwsBatchMonitor(self.job_queue, self.job_definition, log_group=self.log_group, **self._connection_settings(), **settings)
+        return AwsBatchMonitor(
+            self.job_queue, self.job_definition, log_group=self.log_group, **self._connection_settings(), **settings
+        )
 
     def controller(self, **settings: Any) -> Any:
         """An (unstarted) :func:`crew_aws_batch.aws_batch_controller` for this queue and definition."""
         from .controller import aws_batch_controller
 
-        return aws_batch_controller(job_queue=self.job_queue, job_definition=self.job_definition, **self._connection_settings(), **settings)
+        return aws_batch_controller(
+            job_queue=self.job_queue, job_definition=self.job_definition, **self._connection_settings(), **settings
+        )
 
     def _connection_settings(self) -> dict[str, Any]:
         return {
@@ -201,7 +205,10 @@ class AwsBatchDefinition:
         }
 
     def __repr__(self) -> str:
-        return f"AwsBatchDefinition(job_queue={self.job_queue!r}, job_definition={self.job_definition!r}, log_group={self.log_group!r})"
+        return (
+            f"AwsBatchDefinition(job_queue={self.job_queue!r}, job_definition={self.job_definition!r}, "
+            f"log_group={self.log_group!r})"
+        )
 
 
 def _definition_row(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,6 @@ from datetime import datetime
 from typing import Any
 
 from moto.batch import models as _batch_models
-from moto.batch.utils import JobStatus as _JobStatus
 
 __all__ = ["LocalBatchAgent", "LocalAwsBatch", "Launched", "local_aws_batch", "aws_batch", "TERMINAL_STATUSES"]
 

@@ -52,7 +52,30 @@ _EXPORTS = {
 }
 _MODULES = ("controller", "discovery", "validate")
 
-__all__ = sorted([*_EXPORTS, *_MODULES])
+__all__ = [
+    "JOB_COLUMNS",
+    "STATUSES",
+    "ENTRY_POINT_GROUP",
+    "Client",
+    "Controller",
+    "ControllerGroup",
+    "CrewError",
+    "Instance",
+    "LaunchError",
+    "Launcher",
+    "Monitor",
+    "Plugin",
+    "Queued",
+    "Result",
+    "SchedulerError",
+    "SettingError",
+    "TLS",
+    "TaskError",
+    "build_controller",
+    "controller",
+    "discovery",
+    "validate",
+]
 
 
 def __getattr__(name: str) -> Any:

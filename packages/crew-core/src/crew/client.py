@@ -158,7 +158,7 @@ def local_address() -> str:
     """The first non-loopback IPv4 address of this machine (127.0.0.1 if it has none)."""
     import psutil
 
-    for name, entries in psutil.net_if_addrs().items():
+    for entries in psutil.net_if_addrs().values():
         for entry in entries:
             if entry.family == _socket.AF_INET and not entry.address.startswith("127."):
                 return entry.address

@@ -26,7 +26,8 @@ import time
 import types
 import warnings
 import weakref
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Callable
 
 import pynng
 
@@ -49,7 +50,7 @@ _LAUNCH_FAILURES_MAX = 5  # failed launches in a row that are reported to the us
 _STOP = object()
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 _STATUS_SET = frozenset(STATUSES)
-_live: "weakref.WeakSet[Controller]" = weakref.WeakSet()
+_live: weakref.WeakSet[Controller] = weakref.WeakSet()
 
 
 class _Task:
@@ -137,7 +138,7 @@ class Controller:
         reset_modules: bool = False,
         garbage_collection: bool = False,
         crashes_max: int = 5,
-        backup: "Controller | None" = None,
+        backup: Controller | None = None,
     ):
         if not isinstance(client, Client):
             raise SettingError(f"client must be a crew.Client, not {client!r}")
@@ -199,7 +200,7 @@ class Controller:
         self._waker = None
 
     # ================================================================== life cycle
-    def start(self) -> "Controller":
+    def start(self) -> Controller:
         """Listen for workers and start the controller's threads. Launches no worker."""
         if self._terminated:
             raise CrewError(f"controller {self.name!r} was terminated; make a new one")
@@ -223,7 +224,7 @@ class Controller:
         _live.add(self)
         return self
 
-    def validate(self) -> "Controller":
+    def validate(self) -> Controller:
         """Check that the controller's parts fit together; return the controller."""
         if not isinstance(self.client, Client) or not isinstance(self.launcher, Launcher):
             raise CrewError("a controller needs a crew.Client and a crew.Launcher")
@@ -264,7 +265,7 @@ class Controller:
             self.launcher.close()
             _live.discard(self)
 
-    def __enter__(self) -> "Controller":
+    def __enter__(self) -> Controller:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -372,7 +373,12 @@ class Controller:
             blob = self._command_bytes(command)
         rest = None
         if args or kwargs or data or globals_:
-            parts = (tuple(args), dict(kwargs) if kwargs else None, dict(data) if data else None, dict(globals_) if globals_ else None)
+            parts = (
+                tuple(args),
+                dict(kwargs) if kwargs else None,
+                dict(data) if data else None,
+                dict(globals_) if globals_ else None,
+            )
             try:
                 rest = self._serializer.dumps(parts)
             except Exception:
@@ -446,7 +452,7 @@ class Controller:
         self._names.discard(name)
         return result
 
-    def collect(self, scale: bool = True, frame: bool = False) -> "list[Result] | Any":
+    def collect(self, scale: bool = True, frame: bool = False) -> list[Result] | Any:
         """Every result not yet popped (an empty list when there is none); with ``frame=True``,
         a pandas DataFrame with one row per result and the result's fields as columns."""
         if frame:
@@ -787,7 +793,8 @@ class Controller:
         if expired:
             before, self._failed_in_row = self._failed_in_row, self._failed_in_row + len(expired)
             if self._failed_in_row // _LAUNCH_FAILURES_MAX > before // _LAUNCH_FAILURES_MAX:
-                reasons = {i.reason for i in expired if i.reason} or {f"no dial-in within seconds_launch={self.launcher.seconds_launch:g} s"}
+                reasons = {i.reason for i in expired if i.reason}
+                reasons = reasons or {f"no dial-in within seconds_launch={self.launcher.seconds_launch:g} s"}
                 raise LaunchError(
                     f"{self._failed_in_row} launches in a row failed before their workers dialled in "
                     f"({'; '.join(sorted(reasons))}); the controller keeps retrying, more slowly. "

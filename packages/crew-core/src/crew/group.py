@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from . import validate
 from .controller import Controller
@@ -41,7 +42,7 @@ class ControllerGroup:
         validate.choice("controller", controller, self.controllers)
         return self.controllers[controller]
 
-    def start(self) -> "ControllerGroup":
+    def start(self) -> ControllerGroup:
         for member in self.controllers.values():
             member.start()
         return self
@@ -50,7 +51,7 @@ class ControllerGroup:
         for member in self.controllers.values():
             member.terminate()
 
-    def __enter__(self) -> "ControllerGroup":
+    def __enter__(self) -> ControllerGroup:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import threading
-from typing import Any, Sequence
-
-from plumbum import local
+from collections.abc import Sequence
+from typing import Any
 
 import crew
 from crew import validate
+from plumbum import local
 
 __all__ = ["LocalLauncher"]
 

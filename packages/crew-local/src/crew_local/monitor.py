@@ -6,9 +6,8 @@ import datetime
 import os
 from typing import Any
 
-import psutil
-
 import crew
+import psutil
 
 __all__ = ["LocalMonitor"]
 

@@ -21,6 +21,7 @@ class Proxy:
         self.port = self._server.getsockname()[1]
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._frozen: set[socket.socket] = set()
         self.accepted = 0
         self._thread = threading.Thread(target=self._accept, name="proxy-accept", daemon=True)
         self._thread.start()
@@ -48,7 +49,8 @@ class Proxy:
                 data = source.recv(65536)
                 if not data:
                     break
-                sink.sendall(data)
+                if source not in self._frozen:
+                    sink.sendall(data)
         except OSError:
             pass
         _close(source, sink)
@@ -59,6 +61,15 @@ class Proxy:
             pairs, self._pairs = self._pairs, []
         for pair in pairs:
             _close(*pair)
+        return len(pairs)
+
+    def freeze(self) -> int:
+        """From now on drop every byte of the connections open now, yet keep them open (a silent
+        network partition: no FIN, no RST); return how many were frozen."""
+        with self._lock:
+            pairs = list(self._pairs)
+            for pair in pairs:
+                self._frozen.update(pair)
         return len(pairs)
 
     def close(self) -> None:

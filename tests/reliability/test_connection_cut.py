@@ -4,8 +4,10 @@ tasks in flight are run again, none is lost or returned twice."""
 import os
 import threading
 
+import pytest
+
 import crew
-from _crewfaults import eventually
+from _crewfaults import eventually, pids_alive
 from _proxy import Proxy, ProxyLauncher
 
 TASKS = 1000
@@ -18,9 +20,9 @@ os.getpid()
 """
 
 
-def _proxied(tracker, count=1, **options):
-    client = crew.Client(host="127.0.0.1")
-    launcher = ProxyLauncher(workers=count, seconds_interval=0.05)
+def _proxied(tracker, count=1, seconds_timeout=60.0, **options):
+    client = crew.Client(host="127.0.0.1", seconds_timeout=seconds_timeout)
+    launcher = ProxyLauncher(workers=count, seconds_interval=0.05, seconds_timeout=seconds_timeout)
     controller = tracker.watch(crew.Controller(client, launcher, **options))
     controller.start()
     proxy = Proxy(client.port)
@@ -80,3 +82,23 @@ def test_repeated_cuts_lose_and_duplicate_nothing(workers):
     assert sorted(result.result for result in results) == list(range(TASKS))
     assert controller.resolved() == TASKS and controller.pop() is None
     assert sum(cuts) >= 3, cuts
+
+
+@pytest.mark.xfail(strict=True, reason="core-requests: no heartbeat, a silent partition holds tasks forever")
+def test_a_silent_partition_is_noticed(workers, tmp_path):
+    """The network goes quiet without closing anything: both sides notice within seconds_timeout,
+    the worker exits and its task runs again elsewhere."""
+    controller, proxy = _proxied(workers, seconds_timeout=2)
+    try:
+        controller.push(BLOCKING, data={"folder": str(tmp_path)}, name="blocked")
+        (first,) = eventually(lambda: len(_runs(tmp_path)) == 1 and _runs(tmp_path), 30, interval=0.02)
+        assert proxy.freeze() == 1
+        eventually(lambda: len(_runs(tmp_path)) == 2, 10, interval=0.05)
+        (tmp_path / "go").touch()
+        assert controller.wait(seconds_timeout=15)
+        (result,) = controller.collect()
+        assert result.status == "success" and f"run-{result.pid}" != first
+        eventually(lambda: not pids_alive([int(first[4:])]), 15)
+    finally:
+        controller.terminate()
+        proxy.close()

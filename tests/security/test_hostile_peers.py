@@ -9,6 +9,9 @@ import json
 import os
 import pickle
 import time
+from pathlib import Path
+
+import psutil
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +19,7 @@ from hypothesis import strategies as st
 from _peers import (CHALLENGE, LIMIT, TASKS, WELCOME, Bomb, LogRecorder, Peer, controller_id, gated_controller,
                     hello_frame, open_gate)
 
+FLOOD = str(Path(__file__).with_name("_flood.py"))
 FUZZ = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -181,3 +185,23 @@ def test_a_peer_that_sends_and_vanishes_leaves_no_error(workers, tmp_path):
         open_gate(controller, tmp_path)
     assert log.count("error in the controller loop") == 0, log.messages[:3]
     assert log.count("rejected a peer") >= 1
+
+
+def _peak_rss_while(processes) -> int:
+    me, peak = psutil.Process(), 0
+    while any(process.poll() is None for process in processes):
+        peak = max(peak, me.memory_info().rss)
+        time.sleep(0.005)
+    return peak
+
+
+def test_the_frame_limit_bounds_what_a_stranger_can_make_the_controller_hold(workers, tmp_path):
+    """max_frame_bytes is checked against a frame's header: a bigger frame is never buffered."""
+    controller = gated_controller(workers, tmp_path)  # max_frame_bytes=LIMIT (1 MiB)
+    before = psutil.Process().memory_info().rss
+    floods = [workers.python(FLOOD, controller.client.url, "200") for _ in range(3)]
+    peak = _peak_rss_while(floods)
+    assert [flood.stdout.read().strip() for flood in floods] == ["dropped"] * 3, [f.stderr.read() for f in floods]
+    assert peak - before < 32 * 2**20, f"the controller grew by {(peak - before) / 2**20:.0f} MiB"
+    assert controller.resolved() == 0
+    open_gate(controller, tmp_path)

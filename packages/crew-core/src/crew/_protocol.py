@@ -9,6 +9,7 @@ controller -> worker                      worker -> controller
   TASKS     pickle [(id, command, rest, seed, timeout)]
   CANCEL    pickle ([ids], interrupt)       RETURNED pickle ([ids asked], [ids given back unstarted])
   QUIT                                      GOODBYE json {reason}
+  PING                                      PONG    (answer to PING; any frame shows the peer is alive)
                                             STARTED >q id  (a task still running 1 ms after it began)
 """
 
@@ -25,12 +26,14 @@ WELCOME = b"w"
 TASKS = b"t"
 CANCEL = b"x"
 QUIT = b"q"
+PING = b"p"
 
 HELLO = b"h"
 RESULTS = b"r"
 RETURNED = b"b"
 GOODBYE = b"g"
 STARTED = b"s"
+PONG = b"o"
 
 NONCE_BYTES = 32
 MAX_HELLO_BYTES = 4096

@@ -29,7 +29,8 @@ class Client:
             controller's name).
         seconds_interval: how often waits re-check scaling while no result arrives.
         seconds_timeout: how long network operations may take.
-        max_frame_bytes: the largest frame accepted from a worker (0: no limit).
+        max_frame_bytes: the largest frame accepted from a worker (default 256 MiB; 0: no limit).
+            Peers that have not authenticated yet are bound by it too.
     """
 
     def __init__(
@@ -41,7 +42,7 @@ class Client:
         profile: str | None = None,
         seconds_interval: float = 0.25,
         seconds_timeout: float = 60.0,
-        max_frame_bytes: int = 2**31,
+        max_frame_bytes: int = 2**28,
     ):
         self.host = validate.text("host", host, allow_none=True)
         self.port = validate.integer("port", port, minimum=0, maximum=65535, allow_none=True) or 0
@@ -93,12 +94,17 @@ class Client:
         scheme = "tcp"
         if self.tls.enabled:
             key, cert = self.tls._materials(self._address)
-            sock.tls_config = pynng.TLSConfig(
-                pynng.TLSConfig.MODE_SERVER,
-                own_key_string=key,
-                own_cert_string=cert,
-                auth_mode=pynng.TLSConfig.AUTH_MODE_NONE,
-            )
+            try:
+                sock.tls_config = pynng.TLSConfig(
+                    pynng.TLSConfig.MODE_SERVER,
+                    own_key_string=key,
+                    own_cert_string=cert,
+                    passwd=self.tls.password if self.tls.mode == "custom" else None,
+                    auth_mode=pynng.TLSConfig.AUTH_MODE_NONE,
+                )
+            except pynng.exceptions.NNGException as error:
+                sock.close()
+                raise SettingError(f"tls: cannot load the key and certificates ({error}); wrong password?") from None
             self.certificate = cert
             scheme = "tls+tcp"
         where = f"[{bind}]" if ":" in bind else bind

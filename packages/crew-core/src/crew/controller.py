@@ -46,7 +46,8 @@ log = logging.getLogger("crew")
 _MAX_AHEAD = 256  # tasks sent to one worker beyond the one it runs
 _AHEAD_SECONDS = 0.02  # how much work (by the worker's recent task times) to send ahead
 _MAX_BATCH_BYTES = 4 * 2**20
-_LAUNCH_FAILURES_MAX = 5  # failed launches in a row that are reported to the user as an error
+_LAUNCH_FAILURES_MAX = 5
+_STRANGERS_MAX = 64  # connections that have not said hello yet (workers dial in at once on a big launch)  # failed launches in a row that are reported to the user as an error
 _STOP = object()
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 _STATUS_SET = frozenset(STATUSES)
@@ -76,7 +77,7 @@ class _Worker:
     """A connected, authenticated worker, as the loop sees it."""
 
     __slots__ = ("pipe", "id", "pid", "host", "instance", "outstanding", "stealing", "average", "leaving", "budget",
-                 "marked")
+                 "marked", "heard")
     # A worker running a suspect task holds only that task (see Controller._requeue).
 
     def __init__(self, pipe, id, pid, host, instance, budget):
@@ -91,6 +92,7 @@ class _Worker:
         self.leaving: str | None = None
         self.budget = budget  # tasks it may still be sent (tasks_max)
         self.marked: int | None = None  # the task it last reported as running
+        self.heard = time.monotonic()  # when it last sent a frame
 
     @property
     def limit(self) -> int:
@@ -197,6 +199,8 @@ class Controller:
         self._wake_sent = False
         self._wake_listener = None
         self._wake_pipes: set[int] = set()
+        self._now = time.monotonic()
+        self._next_heartbeat = 0.0
         self._waker = None
 
     # ================================================================== life cycle
@@ -836,6 +840,7 @@ class Controller:
         state = self._state_lock
         while True:
             resolved_before = self._resolved
+            self._now = time.monotonic()
             message = None
             self._sleeping = True
             if events.empty():
@@ -872,7 +877,9 @@ class Controller:
                             self._handle(item)
                     item = None  # keep no reference to the last event (e.g. a task's callback)
                     self._dispatch()
-                    self._expire_strangers()
+                    self._now = now = time.monotonic()
+                    if now >= self._next_heartbeat:
+                        self._heartbeat(now)
                 except pynng.Closed:
                     return
                 except Exception:  # never let one bad event stop the loop
@@ -892,9 +899,12 @@ class Controller:
         if worker is None:
             self._hello(pipe, frame)
             return
+        worker.heard = self._now
         head = frame[:1]
         try:
-            if head == P.RESULTS:
+            if head == P.PONG:
+                pass
+            elif head == P.RESULTS:
                 self._results(worker, frame)
             elif head == P.RETURNED:
                 self._returned(worker, frame)
@@ -1091,8 +1101,23 @@ class Controller:
                 message += f"; moving it to the backup failed: {error}"
         self._resolve_plain(task, "crash", message, worker)
 
-    def _expire_strangers(self) -> None:
-        now = time.monotonic()
+    def _heartbeat(self, now: float) -> None:
+        """Ping every worker; cut off workers silent for seconds_timeout and strangers that never
+        said hello. Runs every seconds_timeout / 3."""
+        timeout = self.client.seconds_timeout
+        self._next_heartbeat = now + timeout / 3
+        for worker in list(self._workers.values()):
+            if now - worker.heard > timeout:
+                log.warning("%s: worker %s sent nothing for %g s; dropping it", self.name, worker.id, timeout)
+                _close(worker.pipe)  # its tasks go back when NNG reports the pipe removed
+            else:
+                try:
+                    self.client.socket.send_msg(pynng.Message(P.PING, worker.pipe), block=False)
+                except Exception:  # its queue is full: it is receiving tasks, so it is no silent peer
+                    pass
+        self._expire_strangers(now)
+
+    def _expire_strangers(self, now: float) -> None:
         for key, (pipe, _, since) in list(self._strangers.items()):
             if now - since > self.client.seconds_timeout:
                 self._strangers.pop(key, None)

@@ -41,6 +41,8 @@ class TLS:
         elif self.key is not None or self.certificates is not None:
             raise SettingError(f"key and certificates go with mode='custom', not mode={self.mode!r}")
         validate.text("password", self.password, allow_none=True, allow_empty=True)
+        if self.mode == "custom":
+            _check_pair(self.key, self.certificates, self.password)
 
     @property
     def enabled(self) -> bool:
@@ -55,6 +57,36 @@ class TLS:
                 cert = handle.read()
             return key, cert
         return _self_signed(host)
+
+
+def _check_pair(key_path: str, certificates_path: str, password: str | None) -> None:
+    """Fail early, naming the argument, when the key cannot be read or does not belong to the
+    first certificate, or that certificate is not valid now."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    with open(key_path, "rb") as handle:
+        key_bytes = handle.read()
+    with open(certificates_path, "rb") as handle:
+        cert_bytes = handle.read()
+    try:
+        key = serialization.load_pem_private_key(key_bytes, password=password.encode() if password else None)
+    except (TypeError, ValueError) as error:
+        raise SettingError(f"key {key_path!r} cannot be read (wrong or missing password?): {error}") from None
+    try:
+        leaf = x509.load_pem_x509_certificates(cert_bytes)[0]
+    except ValueError as error:
+        raise SettingError(f"certificates {certificates_path!r} holds no PEM certificate: {error}") from None
+    if key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != leaf.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
+        raise SettingError(f"key {key_path!r} does not belong to the first certificate in certificates={certificates_path!r}")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        raise SettingError(
+            f"certificates: the first certificate in {certificates_path!r} is valid from "
+            f"{leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d}, not now"
+        )
 
 
 def _self_signed(host: str) -> tuple[str, str]:

@@ -94,6 +94,7 @@ class Worker:
         self.done = 0
         self.started = time.monotonic()
         self.last_active = time.monotonic()
+        self.heard = time.monotonic()  # when the controller last sent anything
         self.socket = pynng.Pair1(recv_max_size=0)
         self.main_thread = threading.main_thread().ident
 
@@ -114,6 +115,7 @@ class Worker:
         threading.Thread(target=self._receive, name="crew-receive", daemon=True).start()
         threading.Thread(target=self._send, name="crew-send", daemon=True).start()
         threading.Thread(target=self._mark, name="crew-mark", daemon=True).start()
+        threading.Thread(target=self._watch_controller, name="crew-heartbeat", daemon=True).start()
         if not self.welcomed.wait(self.options.seconds_timeout):
             _log(f"no controller at {url} within {self.options.seconds_timeout:g} s; exiting")
             os._exit(3)
@@ -131,6 +133,7 @@ class Worker:
                 frame = self.socket.recv()
             except pynng.exceptions.Closed:
                 return
+            self.heard = time.monotonic()
             kind = frame[:1]
             if kind == P.TASKS:
                 batch = pickle.loads(frame[1:])
@@ -158,6 +161,8 @@ class Worker:
                 self.settings = message["settings"]
                 self.serializer = Serializer(self.settings.get("serializer"))
                 self.welcomed.set()
+            elif kind == P.PING:
+                self._post(P.PONG)
             elif kind == P.QUIT:
                 self.gone.set()
                 os._exit(0)
@@ -226,6 +231,16 @@ class Worker:
             batches.append(current)
         for batch in batches:
             self.socket.send(P.RESULTS + pickle.dumps(batch, PROTOCOL))
+
+    def _watch_controller(self) -> None:
+        """Exit when the controller has sent nothing (not even its pings) for seconds_timeout:
+        the connection is dead even if TCP has not noticed (a partition, a powered-off node)."""
+        limit = self.options.seconds_timeout
+        while True:
+            time.sleep(limit / 4)
+            if self.welcomed.is_set() and time.monotonic() - self.heard > limit and self.stopping is None:
+                _log(f"nothing from the controller for {limit:g} s; exiting")
+                os._exit(0)
 
     def _mark(self) -> None:
         """Report a task as started once it has run for a millisecond.

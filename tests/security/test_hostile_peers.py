@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import psutil
-
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _crewfaults import eventually
 from _peers import (CHALLENGE, LIMIT, TASKS, WELCOME, Bomb, LogRecorder, Peer, controller_id, gated_controller,
                     hello_frame, open_gate)
 
@@ -204,4 +205,20 @@ def test_the_frame_limit_bounds_what_a_stranger_can_make_the_controller_hold(wor
     assert [flood.stdout.read().strip() for flood in floods] == ["dropped"] * 3, [f.stderr.read() for f in floods]
     assert peak - before < 32 * 2**20, f"the controller grew by {(peak - before) / 2**20:.0f} MiB"
     assert controller.resolved() == 0
+    open_gate(controller, tmp_path)
+
+
+@pytest.mark.xfail(strict=True, reason="core-requests: _STRANGERS_MAX is defined but not enforced")
+def test_peers_waiting_to_say_hello_are_capped(workers, tmp_path):
+    """At most 64 connections may wait to say hello; more are dropped at once, long before
+    seconds_timeout (each could otherwise make the controller hold max_frame_bytes)."""
+    controller = gated_controller(workers, tmp_path, seconds_timeout=60)
+    peers = []
+    try:
+        for _ in range(80):
+            peers.append(Peer(controller.client.url).__enter__())
+        eventually(lambda: sum(peer.removed.is_set() for peer in peers) >= 16, 5, interval=0.05)
+    finally:
+        for peer in peers:
+            peer.__exit__()
     open_gate(controller, tmp_path)

@@ -62,7 +62,6 @@ def test_custom_tls_with_a_ca_signed_chain(workers, tmp_path):
     assert [result.result for result in results] == list(range(1, 11))
 
 
-@pytest.mark.xfail(strict=True, reason="core-requests: TLS password is not passed to pynng")
 def test_custom_tls_with_a_password_protected_key(workers, tmp_path):
     controller = workers.controller(workers=1, tls=_custom(tmp_path, password="open sesame"))
     with controller:
@@ -70,13 +69,19 @@ def test_custom_tls_with_a_password_protected_key(workers, tmp_path):
     assert [result.result for result in results] == [1, 2, 3]
 
 
-@pytest.mark.xfail(strict=True, reason="core-requests: a key that does not match the certificate is accepted")
-def test_custom_tls_rejects_a_key_that_does_not_match(workers, tmp_path):
-    tls = _custom(tmp_path)
+def test_custom_tls_names_a_wrong_password(tmp_path):
+    _custom(tmp_path, password="open sesame")
+    with pytest.raises(crew.SettingError, match="key .*password"):
+        crew.TLS(mode="custom", key=str(tmp_path / "key.pem"), certificates=str(tmp_path / "chain.pem"),
+                 password="open barley")
+
+
+def test_custom_tls_rejects_a_key_that_does_not_match(tmp_path):
+    _, chain = Authority().issue()
     other, _ = Authority().issue()
-    write_key(tmp_path / "key.pem", other)
-    with pytest.raises(crew.SettingError, match="key"):
-        workers.controller(tls=tls).start()
+    (tmp_path / "chain.pem").write_bytes(chain)
+    with pytest.raises(crew.SettingError, match="does not belong"):
+        crew.TLS(mode="custom", key=write_key(tmp_path / "key.pem", other), certificates=str(tmp_path / "chain.pem"))
 
 
 def test_a_certificate_for_another_host_is_refused(workers, tmp_path):

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import psutil
-
 from crew_local import local_controller
 
 MIB = 2**20

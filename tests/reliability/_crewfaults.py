@@ -12,13 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Mapping
-
-from plumbum import local
+from collections.abc import Mapping
+from typing import Any, Callable
 
 import crew
 from crew.testing import eventually, pids_alive
 from crew_local import local_controller
+from plumbum import local
 
 __all__ = ["Workers", "tracked_workers", "slow_python", "connected_pids", "kill", "eventually", "pids_alive"]
 

@@ -3,9 +3,8 @@ controller's; the worker lives on through all of it."""
 
 import os
 
-import pytest
-
 import crew
+import pytest
 from crew_local import LocalLauncher
 
 PID = "import os\nos.getpid()"

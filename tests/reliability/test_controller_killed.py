@@ -5,7 +5,6 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from _crewfaults import eventually, kill, pids_alive, slow_python
 
 DOOMED = str(Path(__file__).with_name("_doomed_controller.py"))

@@ -7,11 +7,10 @@ At the end every pushed task has resolved exactly once, with a status its histor
 
 import time
 
+from _crewfaults import Workers, connected_pids, kill
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from _crewfaults import Workers, connected_pids, kill
 
 TASK = "import time\ntime.sleep(seconds)\nvalue"
 

@@ -2,7 +2,6 @@
 a task that runs out of memory inside Python resolves as "error" and its worker lives on."""
 
 import pytest
-
 from _crewfaults import eventually, kill, pids_alive, slow_python
 
 CRASHES = {

@@ -13,9 +13,8 @@ import sys
 import threading
 import time
 
-import pynng
-
 import crew
+import pynng
 from _crewfaults import Workers, slow_python
 from crew_local import LocalLauncher
 
@@ -70,7 +69,7 @@ class Peer:
         self.url = url
         self.received: list[bytes] = []
 
-    def __enter__(self) -> "Peer":
+    def __enter__(self) -> Peer:
         self.socket.dial(self.url, block=False)
         return self
 
@@ -129,7 +128,7 @@ class LogRecorder(logging.Handler):
         with self._lock2:
             return sum(text in message for message in self.messages)
 
-    def __enter__(self) -> "LogRecorder":
+    def __enter__(self) -> LogRecorder:
         logger = logging.getLogger("crew")
         self._level = logger.level
         logger.addHandler(self)

@@ -13,12 +13,22 @@ from pathlib import Path
 
 import psutil
 import pytest
+from _crewfaults import eventually
+from _peers import (
+    CHALLENGE,
+    LIMIT,
+    TASKS,
+    WELCOME,
+    Bomb,
+    LogRecorder,
+    Peer,
+    controller_id,
+    gated_controller,
+    hello_frame,
+    open_gate,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from _crewfaults import eventually
-from _peers import (CHALLENGE, LIMIT, TASKS, WELCOME, Bomb, LogRecorder, Peer, controller_id, gated_controller,
-                    hello_frame, open_gate)
 
 FLOOD = str(Path(__file__).with_name("_flood.py"))
 FUZZ = settings(max_examples=60, deadline=None, database=None,

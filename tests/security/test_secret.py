@@ -6,7 +6,6 @@ import os
 import stat
 
 import psutil
-
 from _crewfaults import eventually, pids_alive
 from _peers import LogRecorder, call_by_hand, controller_id, gated_controller, open_gate
 

@@ -2,9 +2,8 @@
 "custom" with a CA-signed chain), and the connections that must fail: a plain TCP peer, a
 worker that does not trust the controller's certificate, a certificate for another host."""
 
-import pytest
-
 import crew
+import pytest
 from _certificates import Authority, self_signed_pem, write_key
 from _crewfaults import eventually, pids_alive
 from _peers import Peer, call_by_hand, gated_controller, open_gate

@@ -46,8 +46,8 @@ log = logging.getLogger("crew")
 _MAX_AHEAD = 256  # tasks sent to one worker beyond the one it runs
 _AHEAD_SECONDS = 0.02  # how much work (by the worker's recent task times) to send ahead
 _MAX_BATCH_BYTES = 4 * 2**20
-_LAUNCH_FAILURES_MAX = 5
-_STRANGERS_MAX = 64  # connections that have not said hello yet (workers dial in at once on a big launch)  # failed launches in a row that are reported to the user as an error
+_LAUNCH_FAILURES_MAX = 5  # failed launches in a row that are reported to the user as an error
+_STRANGERS_MAX = 64  # connections that have not said hello yet (workers dial in at once on a big launch)
 _STOP = object()
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 _STATUS_SET = frozenset(STATUSES)
@@ -922,6 +922,11 @@ class Controller:
     def _handle(self, item: tuple) -> None:
         kind = item[0]
         if kind == "connect":
+            if len(self._strangers) >= _STRANGERS_MAX:
+                log.warning("%s: rejected a peer (%s): %d connections are already waiting to say hello",
+                            self.name, _peer(item[1]), _STRANGERS_MAX)
+                _close(item[1])
+                return
             nonce = os.urandom(P.NONCE_BYTES)
             self._strangers[item[1].id] = (item[1], nonce, time.monotonic())
             try:

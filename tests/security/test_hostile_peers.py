@@ -218,7 +218,6 @@ def test_the_frame_limit_bounds_what_a_stranger_can_make_the_controller_hold(wor
     open_gate(controller, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="core-requests: _STRANGERS_MAX is defined but not enforced")
 def test_peers_waiting_to_say_hello_are_capped(workers, tmp_path):
     """At most 64 connections may wait to say hello; more are dropped at once, long before
     seconds_timeout (each could otherwise make the controller hold max_frame_bytes)."""

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 from _crewfaults import eventually
 from _peers import (
     CHALLENGE,

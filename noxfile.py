@@ -52,7 +52,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    session.install("ruff==0.17.*")
     session.run("ruff", "check", "packages", "tests", "bench", "noxfile.py")
 
 

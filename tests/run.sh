@@ -18,7 +18,7 @@ python3 -m pip install --quiet --disable-pip-version-check nox uv
 
 step "running the test sessions"
 status=0
-python3 -m nox --no-color -s tests docs bench_quick "$@" || status=$?
+python3 -m nox --no-color -s lint tests docs bench_quick "$@" || status=$?
 
 step "stopping the clusters"
 bash tests/clusters/sge/stop.sh || true

@@ -16,6 +16,7 @@ from bench_tasks import by_value, inc, size_of
 from common import clock, latency_summary, rate
 
 WORKERS = 2
+STUCK_SECONDS = 120  # a wait that takes this long is a hang, reported as this run's error
 
 
 class Skip(Exception):
@@ -81,15 +82,19 @@ class CrewLocal(Peer):
         push = self.controller.push
         for arg in args:
             push(function, args=(arg,))
-        self.controller.wait()
+        self._wait("all")
         results = self.controller.collect()
         return [_value(result) for result in results]
 
     def one(self, function, arg):
         controller = self.controller
         controller.push(function, args=(arg,))
-        controller.wait(mode="one")
+        self._wait("one")
         return _value(controller.pop())
+
+    def _wait(self, mode: str) -> None:
+        if not self.controller.wait(mode=mode, seconds_timeout=STUCK_SECONDS):
+            raise TimeoutError(f"crew: {self.controller.unresolved()} task(s) unresolved after {STUCK_SECONDS} s")
 
     def close(self) -> None:
         self.controller.terminate()

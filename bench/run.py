@@ -50,7 +50,7 @@ FULL: dict[str, Any] = {
     "sim_per_process": 250,
     "sim_tasks": 50000,
     "reps": 3,
-    "child_seconds": 1200,
+    "child_seconds": 900,
 }
 
 QUICK: dict[str, Any] = {

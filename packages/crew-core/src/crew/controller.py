@@ -1181,17 +1181,22 @@ class Controller:
                 tasks.pop(task_id, None)
                 ready.append((task.name, result))
             else:
-                self._finish(task, result)
-        if ready:
-            with self._cond:
-                self._done.update(ready)
-            self._resolved += len(ready)
-        count = len(batch)
-        if slot is not None:
+                ready.append((task, result))
+        count = len(ready)
+        if slot is not None:  # before the results are published, so a waiter sees them counted
             slot.tasks += count
             slot.seconds += total
             slot.errors += errors
             slot.warnings += warned
+        plain = [pair for pair in ready if type(pair[0]) is str]
+        if plain:
+            with self._cond:
+                self._done.update(plain)
+            self._resolved += len(plain)
+        if len(plain) != len(ready):
+            for task, result in ready:
+                if type(task) is not str:
+                    self._finish(task, result)
         if count:
             mean = total / count
             worker.average = mean if worker.average is None else 0.5 * worker.average + 0.5 * mean

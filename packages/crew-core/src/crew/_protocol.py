@@ -10,6 +10,10 @@ controller -> worker                      worker -> controller
   CANCEL    pickle ([ids], interrupt)       RETURNED pickle ([ids asked], [ids given back unstarted])
   QUIT                                      GOODBYE json {reason}
   PING                                      PONG    (answer to PING; any frame shows the peer is alive)
+                                            ACK     (each WELCOME, TASKS, CANCEL, PING received)
+
+NNG's polyamorous pair socket drops a frame sent to a pipe that is still writing the previous
+one, so the controller keeps at most one unacknowledged frame per worker (see Controller._send).
                                             STARTED >q id  (a task still running 1 ms after it began)
 """
 
@@ -34,6 +38,7 @@ RETURNED = b"b"
 GOODBYE = b"g"
 STARTED = b"s"
 PONG = b"o"
+ACK = b"a"
 
 NONCE_BYTES = 32
 MAX_HELLO_BYTES = 4096

@@ -77,7 +77,7 @@ class _Worker:
     """A connected, authenticated worker, as the loop sees it."""
 
     __slots__ = ("pipe", "id", "pid", "host", "instance", "outstanding", "stealing", "average", "leaving", "budget",
-                 "marked", "heard")
+                 "marked", "heard", "inflight", "pending")
     # A worker running a suspect task holds only that task (see Controller._requeue).
 
     def __init__(self, pipe, id, pid, host, instance, budget):
@@ -93,6 +93,8 @@ class _Worker:
         self.budget = budget  # tasks it may still be sent (tasks_max)
         self.marked: int | None = None  # the task it last reported as running
         self.heard = time.monotonic()  # when it last sent a frame
+        self.inflight = False  # a frame sent to it and not yet acknowledged
+        self.pending: collections.deque[bytes] = collections.deque()  # frames waiting for that ack
 
     @property
     def limit(self) -> int:
@@ -902,7 +904,9 @@ class Controller:
         worker.heard = self._now
         head = frame[:1]
         try:
-            if head == P.PONG:
+            if head == P.ACK:
+                self._acknowledged(worker)
+            elif head == P.PONG:
                 pass
             elif head == P.RESULTS:
                 self._results(worker, frame)
@@ -982,13 +986,9 @@ class Controller:
             "serializer": self.client.serializer,
             "max_frame_bytes": self.client.max_frame_bytes,
         }
-        try:
-            pipe.send(P.encode_json(P.WELCOME, {"worker": worker_id, "settings": settings}))
-        except Exception:
+        if not self._send(worker, P.encode_json(P.WELCOME, {"worker": worker_id, "settings": settings})):
             return
-        self._workers[pipe.id] = worker
-        if worker.budget > 0:
-            self._idle[pipe.id] = worker
+        self._workers[pipe.id] = worker  # it gets tasks once it acknowledges the welcome
         log.debug("%s: worker %s connected from %s", self.name, worker_id, host)
 
     def _bind_instance(self, launch: str, pid: int | None, host: str) -> Instance | None:
@@ -1022,10 +1022,7 @@ class Controller:
             worker.leaving = "unknown"
         self._requeue(worker, charge=False)
         self._end_instance(worker, "ended")
-        try:
-            worker.pipe.send(P.QUIT)
-        except Exception:
-            pass
+        self._send(worker, P.QUIT)
         self._want_scale()
 
     def _lost(self, worker: _Worker) -> None:
@@ -1115,11 +1112,8 @@ class Controller:
             if now - worker.heard > timeout:
                 log.warning("%s: worker %s sent nothing for %g s; dropping it", self.name, worker.id, timeout)
                 _close(worker.pipe)  # its tasks go back when NNG reports the pipe removed
-            else:
-                try:
-                    self.client.socket.send_msg(pynng.Message(P.PING, worker.pipe), block=False)
-                except Exception:  # its queue is full: it is receiving tasks, so it is no silent peer
-                    pass
+            elif not worker.inflight:  # a frame in flight gets an acknowledgement anyway
+                self._send(worker, P.PING)
         self._expire_strangers(now)
 
     def _expire_strangers(self, now: float) -> None:
@@ -1266,12 +1260,26 @@ class Controller:
 
     # ---------------------------------------------------------------- dispatch
     def _send(self, worker: _Worker, frame: bytes) -> bool:
+        """Send a frame to a worker, or queue it until the worker acknowledges the one in flight
+        (NNG's polyamorous pair socket drops a frame sent to a pipe that is still busy)."""
+        if worker.inflight:
+            worker.pending.append(frame)
+            return True
         try:
             worker.pipe.send(frame)
-            return True
         except Exception as error:
             log.debug("%s: send to %s failed: %s", self.name, worker.id, error)
             return False
+        worker.inflight = True
+        self._idle.pop(worker.pipe.id, None)
+        return True
+
+    def _acknowledged(self, worker: _Worker) -> None:
+        worker.inflight = False
+        if worker.pending:
+            self._send(worker, worker.pending.popleft())
+        else:
+            self._mark_idle(worker)
 
     def _dispatch(self) -> None:
         if self._suspects:
@@ -1281,7 +1289,7 @@ class Controller:
             self._steal()
             return
         ready = [w for w in self._workers.values()
-                 if w.leaving is None and w.budget > 0 and len(w.outstanding) < w.limit
+                 if w.leaving is None and not w.inflight and w.budget > 0 and len(w.outstanding) < w.limit
                  and not (w.outstanding and next(iter(w.outstanding.values())).suspect)]
         if not ready:
             return
@@ -1307,7 +1315,7 @@ class Controller:
         for worker in list(self._workers.values()):
             if not self._suspects:
                 return
-            if worker.leaving is None and worker.budget > 0 and not worker.outstanding:
+            if worker.leaving is None and not worker.inflight and worker.budget > 0 and not worker.outstanding:
                 task = self._suspects.popleft()
                 if task.id in self._tasks:
                     self._send_tasks(worker, [task], self._suspects)
@@ -1327,7 +1335,8 @@ class Controller:
             self._mark_idle(worker)
 
     def _mark_idle(self, worker: _Worker) -> None:
-        if not worker.outstanding and worker.leaving is None and worker.budget > 0 and worker.pipe.id in self._workers:
+        if (not worker.outstanding and not worker.inflight and worker.leaving is None and worker.budget > 0
+                and worker.pipe.id in self._workers):
             self._idle[worker.pipe.id] = worker
 
     def _steal(self) -> None:

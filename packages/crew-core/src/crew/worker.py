@@ -135,6 +135,8 @@ class Worker:
                 return
             self.heard = time.monotonic()
             kind = frame[:1]
+            if kind != P.CHALLENGE and kind != P.QUIT:
+                self.socket.send(P.ACK)  # the controller sends the next frame only after this
             if kind == P.TASKS:
                 batch = pickle.loads(frame[1:])
                 with self.lock:

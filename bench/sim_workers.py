@@ -27,6 +27,8 @@ async def _dialer(url: str, controller: str, launch: str, secret: str, pid: int)
         while True:
             frame = await sock.arecv()
             kind = frame[:1]
+            if kind != P.CHALLENGE and kind != P.QUIT:
+                await sock.asend(P.ACK)  # the controller sends one frame at a time per worker
             if kind == P.TASKS:
                 done = [(task[0], "success", NONE, None, None, None, 0.0) for task in pickle.loads(frame[1:])]
                 await sock.asend(P.RESULTS + pickle.dumps(done, 5))

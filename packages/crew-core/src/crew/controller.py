@@ -196,7 +196,6 @@ class Controller:
         self._state_lock = threading.Lock()  # held by the loop while it works; push's fast lane tries it
         self._strangers: dict[int, tuple[Any, bytes]] = {}
         self._cancelling: set[int] = set()
-        self._moved = 0
         self._sleeping = False
         self._wake_sent = False
         self._wake_listener = None
@@ -329,14 +328,6 @@ class Controller:
         task.callback = callback
         self._submit(task, scale)
         return task.name
-
-    def _claim(self, name: str) -> Result | None:
-        """Take one resolved result by name out of the poppable results (None if not there)."""
-        with self._cond:
-            result = self._done.pop(name, None)
-        if result is not None:
-            self._names.discard(name)
-        return result
 
     def executor(self, **options: Any):
         """A :class:`concurrent.futures.Executor` that runs its calls as this controller's tasks."""
@@ -1095,7 +1086,6 @@ class Controller:
                 self.backup._submit(moved, scale=True)
                 self._tasks.pop(task.id, None)
                 self._names.discard(task.name)
-                self._moved += 1
                 self._resolved += 1
                 log.warning("%s: %s; moved it to backup controller %s", self.name, message, self.backup.name)
                 return

@@ -26,7 +26,7 @@ def stubbed(owner, service="batch"):
 def bound(**options):
     """A launcher bound as a controller would bind it (url, id, secret, name)."""
     launcher = AwsBatchLauncher(job_queue="queue", job_definition="worker:3", python="python3", **options)
-    launcher._bind("tcp://10.0.0.5:5555", "c0ffee", SECRET, None, "analysis")
+    launcher.bind(crew.Contact("tcp://10.0.0.5:5555", "c0ffee", SECRET, None, "analysis"))
     return launcher
 
 

@@ -85,7 +85,7 @@ def test_default_logs_are_one_file_per_array_task(tmp_path):
 def test_the_secret_never_appears_in_a_script(tmp_path):
     for launcher_class in (SgeLauncher, LsfLauncher, PbsLauncher):
         launcher = launcher_class(name="x", script_directory=str(tmp_path))
-        launcher._bind("tcp://127.0.0.1:5555", "cid", "s3cr3t-value", None, "x")
+        launcher.bind(crew.Contact("tcp://127.0.0.1:5555", "cid", "s3cr3t-value", None, "x"))
         text = launcher.script(2)
         assert "s3cr3t-value" not in text
         assert f"--secret-file {tmp_path}/crew-secret-cid" in text

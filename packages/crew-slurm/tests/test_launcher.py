@@ -36,7 +36,7 @@ def command(directory: pathlib.Path, name: str, body: str) -> str:
 
 def bound(launcher: SlurmLauncher) -> SlurmLauncher:
     """The launcher as a controller leaves it after start() (address, id and secret known)."""
-    launcher._bind("tcp://127.0.0.1:5700", "c0ffee", "the-secret", None, "unit")
+    launcher.bind(crew.Contact("tcp://127.0.0.1:5700", "c0ffee", "the-secret", None, "unit"))
     return launcher
 
 

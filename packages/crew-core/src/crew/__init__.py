@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from .controller import Controller
     from .errors import CrewError, LaunchError, SchedulerError, SettingError, TaskError
     from .group import ControllerGroup
-    from .launcher import Instance, Launcher, Queued
+    from .launcher import Contact, Instance, Launcher, Queued
     from .monitor import JOB_COLUMNS, Monitor
     from .plugins import ENTRY_POINT_GROUP, Plugin
     from .results import STATUSES, Result
@@ -32,6 +32,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Client": "client",
     "Controller": "controller",
+    "Contact": "launcher",
     "ControllerGroup": "group",
     "CrewError": "errors",
     "ENTRY_POINT_GROUP": "plugins",
@@ -57,6 +58,7 @@ __all__ = [
     "STATUSES",
     "ENTRY_POINT_GROUP",
     "Client",
+    "Contact",
     "Controller",
     "ControllerGroup",
     "CrewError",

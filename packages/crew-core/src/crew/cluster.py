@@ -313,7 +313,7 @@ class ClusterLauncher(Launcher, abc.ABC):
         """
         n = validate.integer("n", n, minimum=1)
         if call is None:
-            call = self.call() if self._url is not None else PLACEHOLDER_CALL
+            call = self.call() if self.bound else PLACEHOLDER_CALL
         directives = self._directives(n) + self.extra_directives
         return render_script(self.shell, self.directive_prefix, directives, self.script_lines, call)
 
@@ -433,18 +433,18 @@ class ClusterLauncher(Launcher, abc.ABC):
 
     def _write_secret(self) -> str:
         """Write the controller's secret to ``<script_directory>/crew-secret-<controller>``, once per controller."""
-        self._require_bound()
-        if self._secret_file is not None and self._secret_file[0] == self._controller_id:
+        controller_id = self._require_bound().controller_id
+        if self._secret_file is not None and self._secret_file[0] == controller_id:
             return self._secret_file[1]
         self._make_directory(self.script_directory)
         if self._is_local():
             path = self.write_secret_file(self.script_directory)
         else:
-            path = os.path.join(self.script_directory, f"crew-secret-{self._controller_id}")
+            path = os.path.join(self.script_directory, f"crew-secret-{controller_id}")
             self._remove(path)
             lines = "".join(f"{key}={value}\n" for key, value in self.environment.items())
             self._write_private(path, lines, 0o600)
-        self._secret_file = (self._controller_id, path)
+        self._secret_file = (controller_id, path)
         return path
 
     def close(self) -> None:

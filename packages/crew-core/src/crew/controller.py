@@ -36,7 +36,7 @@ from . import validate
 from ._serial import PROTOCOL, Serializer
 from .client import Client
 from .errors import CrewError, LaunchError, SettingError, TaskError
-from .launcher import Instance, Launcher
+from .launcher import Contact, Instance, Launcher
 from .results import STATUSES, Result
 
 __all__ = ["Controller"]
@@ -175,6 +175,7 @@ class Controller:
         self._resolved = 0
         self._command_cache: dict[int, tuple[Any, bytes]] = {}
         self._slots = [_Slot(index) for index in range(1, launcher.workers + 1)]
+        self._instances: list[Instance] = []
         self._instances_lock = threading.Lock()
         self._scale_lock = threading.RLock()
         self._scale_wanted = threading.Event()
@@ -212,7 +213,7 @@ class Controller:
         if self._started:
             return self
         sock = self.client.start()
-        self.launcher._bind(self.client.url, self._id, self._secret, self.client.certificate, self.name)
+        self.launcher.bind(Contact(self.client.url, self._id, self._secret, self.client.certificate, self.name), fleet=self)
         # The loop thread blocks on the socket; pushes and pipe events wake it through an
         # in-process pipe of its own, which is never challenged as a worker.
         self._wake_listener = sock.listen(f"inproc://crew-wake-{self._id}")
@@ -259,16 +260,20 @@ class Controller:
                 if thread is not threading.current_thread():
                     thread.join(self.client.seconds_timeout)
         with self._instances_lock:
-            handles = _distinct(i.handle for i in self.launcher.instances if i.handle is not None)
-            for instance in self.launcher.instances:
+            handles = _distinct(i.handle for i in self._instances if i.handle is not None)
+            for instance in self._instances:
                 instance.state = "ended" if instance.state == "connected" else instance.state
-            self.launcher.instances.clear()
+            self._instances.clear()
         try:
             if handles:
                 self.launcher.terminate_workers(handles)
         finally:
             self.launcher.close()
             _live.discard(self)
+
+    def snapshot(self) -> list[Instance]:
+        with self._instances_lock:
+            return list(self._instances)
 
     def __enter__(self) -> Controller:
         return self.start()
@@ -698,7 +703,7 @@ class Controller:
                 return 0
             self._check_launches()
             with self._instances_lock:
-                active = [i for i in self.launcher.instances if i.state in ("launching", "connected")]
+                active = [i for i in self._instances if i.state in ("launching", "connected")]
                 want = min(self.launcher.workers, self._pushed - self._resolved) - len(active)
                 if want <= 0:
                     return 0
@@ -711,7 +716,7 @@ class Controller:
                     slot.instance = instance
                     slot.launches += 1
                     fresh.append(instance)
-                    self.launcher.instances.append(instance)
+                    self._instances.append(instance)
             self._last_round = time.monotonic()
             try:
                 handles = self.launcher.launch_workers(self.launcher.call(launch=launch), len(fresh))
@@ -719,7 +724,7 @@ class Controller:
                 with self._instances_lock:
                     for instance in fresh:
                         instance.state = "failed"
-                        self.launcher.instances.remove(instance)
+                        self._instances.remove(instance)
                         self._slots[instance.slot - 1].launches -= 1
                 if isinstance(error, LaunchError):
                     raise
@@ -738,7 +743,7 @@ class Controller:
         """Count launches that never dialled in as failed, unless the platform still queues them."""
         now = time.monotonic()
         with self._instances_lock:
-            waiting = [i for i in self.launcher.instances if i.state == "launching"]
+            waiting = [i for i in self._instances if i.state == "launching"]
         if not waiting:
             return
         if now - self._last_queue_check >= self.launcher.seconds_interval:
@@ -777,9 +782,9 @@ class Controller:
                         not instance.queued and now - instance.launched > self.launcher.seconds_launch)):
                     instance.state = "failed"
                     self._slots[instance.slot - 1].failed_launches += 1
-                    self.launcher.instances.remove(instance)
+                    self._instances.remove(instance)
                     expired.append(instance)
-            live = {id(i.handle) for i in self.launcher.instances}
+            live = {id(i.handle) for i in self._instances}
         dead = _distinct(i.handle for i in expired if i.handle is not None and id(i.handle) not in live)
         if dead:
             self.launcher.terminate_workers(dead)
@@ -984,16 +989,16 @@ class Controller:
 
     def _bind_instance(self, launch: str, pid: int | None, host: str) -> Instance | None:
         with self._instances_lock:
-            candidates = [i for i in self.launcher.instances if i.launch == launch and i.state == "launching"]
+            candidates = [i for i in self._instances if i.launch == launch and i.state == "launching"]
             if not candidates:
                 # A late worker from a launch counted as failed: give it a free place.
-                used = {i.slot for i in self.launcher.instances if i.state in ("launching", "connected")}
+                used = {i.slot for i in self._instances if i.state in ("launching", "connected")}
                 free = [slot for slot in self._slots if slot.index not in used]
                 if not free:
                     return None
                 instance = Instance(launch=launch, slot=free[0].index)
                 free[0].instance = instance
-                self.launcher.instances.append(instance)
+                self._instances.append(instance)
                 candidates = [instance]
             chosen = next((i for i in candidates if getattr(i.handle, "pid", None) == pid), candidates[0])
             chosen.state = "connected"
@@ -1028,8 +1033,8 @@ class Controller:
             return
         with self._instances_lock:
             instance.state = state
-            if instance in self.launcher.instances:
-                self.launcher.instances.remove(instance)
+            if instance in self._instances:
+                self._instances.remove(instance)
 
     def _requeue(self, worker: _Worker, charge: bool) -> None:
         """Give a departed worker's unfinished tasks back to the queue; after a crash (``charge``),

@@ -15,13 +15,13 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from . import validate
 from .errors import CrewError, SettingError
 from .tls import TLS
 
-__all__ = ["Launcher", "Instance", "Queued"]
+__all__ = ["Contact", "FleetView", "Launcher", "Instance", "Queued"]
 
 SECRET_ENV = "CREW_SECRET"
 TLS_ENV = "CREW_TLS_CERTIFICATE"
@@ -46,6 +46,33 @@ class Instance:
     queued: bool = False
     reason: str | None = None
     """The platform's reason while the worker waits in its queue (e.g. SLURM's ``Priority``)."""
+
+
+@dataclass(frozen=True)
+class Contact:
+    """How a launcher's workers reach their controller; given to :meth:`Launcher.bind` at start.
+
+    The secret is the controller's: a launcher passes it to workers through their environment
+    or a file only the user can read, never on a command line.
+    """
+
+    url: str
+    """The address workers dial, e.g. ``tcp://10.0.0.5:41234``."""
+    controller_id: str
+    """The id a worker names in its hello."""
+    secret: str = field(repr=False)
+    certificate: str | None = field(default=None, repr=False)
+    """The controller's TLS certificate (PEM) when TLS is on."""
+    name: str | None = None
+    """The controller's name (a launcher without a name of its own takes it)."""
+
+
+class FleetView(Protocol):
+    """What a bound launcher may read of the controller's fleet registry."""
+
+    def snapshot(self) -> list[Instance]:
+        """The workers launched and not yet ended, as a new list."""
+        ...
 
 
 @dataclass
@@ -114,12 +141,8 @@ class Launcher:
         self.tls = tls
         self.python = validate.text("python", python, allow_none=True) or sys.executable
         self.metrics = validate.path("metrics", metrics, allow_none=True)
-        self.instances: list[Instance] = []
-        """Workers launched and not yet ended, with their handles."""
-        self._url: str | None = None
-        self._controller_id: str | None = None
-        self._secret: str | None = None
-        self._certificate: str | None = None
+        self._contact: Contact | None = None
+        self._fleet: FleetView | None = None
         self._rounds = itertools.count(1)
 
     # ------------------------------------------------------------------ the plugin's part
@@ -170,10 +193,10 @@ class Launcher:
         Launchers pass these to the worker's process, never on its command line. Script-based
         launchers may instead use :meth:`write_secret_file`.
         """
-        self._require_bound()
-        env = {SECRET_ENV: self._secret}
-        if self._certificate:
-            env[TLS_ENV] = self._certificate
+        contact = self._require_bound()
+        env = {SECRET_ENV: contact.secret}
+        if contact.certificate:
+            env[TLS_ENV] = contact.certificate
         return env
 
     def write_secret_file(self, directory: str | os.PathLike) -> str:
@@ -181,9 +204,9 @@ class Launcher:
 
         Pass the path to :meth:`call` as ``secret_file`` so the worker reads it at start.
         """
-        self._require_bound()
+        contact = self._require_bound()
         os.makedirs(directory, exist_ok=True)
-        target = os.path.join(os.fspath(directory), f"crew-secret-{self._controller_id}")
+        target = os.path.join(os.fspath(directory), f"crew-secret-{contact.controller_id}")
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             for key, value in self.environment.items():
@@ -193,9 +216,9 @@ class Launcher:
 
     def call(self, launch: str | None = None, secret_file: str | None = None) -> str:
         """The shell command line that starts one worker and dials back to the controller."""
-        self._require_bound()
+        contact = self._require_bound()
         launch = launch if launch is not None else "0"
-        words = [self.python, "-m", "crew.worker", self._url, "--controller", self._controller_id, "--launch", launch]
+        words = [self.python, "-m", "crew.worker", contact.url, "--controller", contact.controller_id, "--launch", launch]
         words += ["--seconds-timeout", _num(self.seconds_timeout)]
         for option, value in (
             ("--seconds-idle", self.seconds_idle),
@@ -216,18 +239,40 @@ class Launcher:
         """A fresh id for one scaling round."""
         return str(next(self._rounds))
 
-    # ------------------------------------------------------------------ the controller's part
-    def _bind(self, url: str, controller_id: str, secret: str, certificate: str | None, name: str) -> None:
-        self._url = url
-        self._controller_id = controller_id
-        self._secret = secret
-        self._certificate = certificate
-        if self.name is None:
-            self.name = name
+    @property
+    def instances(self) -> list[Instance]:
+        """The workers launched and not yet ended, with their handles, pids and hosts: a snapshot
+        of the controller's fleet registry (empty before the controller starts)."""
+        return self._fleet.snapshot() if self._fleet is not None else []
 
-    def _require_bound(self) -> None:
-        if self._url is None:
+    @property
+    def contact(self) -> Contact | None:
+        """What :meth:`bind` was given (None before the controller starts)."""
+        return self._contact
+
+    @property
+    def bound(self) -> bool:
+        """True once the controller has called :meth:`bind`."""
+        return self._contact is not None
+
+    # ------------------------------------------------------------------ the controller's part
+    def bind(self, contact: Contact, fleet: FleetView | None = None) -> None:
+        """Learn where workers dial in, and the fleet registry to read instances from.
+
+        Called by the controller when it starts, before any launch. A launcher without a name of
+        its own takes the controller's.
+        """
+        if not isinstance(contact, Contact):
+            raise SettingError(f"contact must be a crew.Contact, not {contact!r}")
+        self._contact = contact
+        self._fleet = fleet
+        if self.name is None:
+            self.name = contact.name
+
+    def _require_bound(self) -> Contact:
+        if self._contact is None:
             raise CrewError("the launcher is not started yet: call controller.start() first")
+        return self._contact
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, workers={self.workers})"

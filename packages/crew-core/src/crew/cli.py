@@ -233,8 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a usage error (already printed)
         return int(exit_.code or 0)
+    handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
     try:
-        return args.handler(args, sys.stdout)
+        return handler(args, sys.stdout)
     except _Usage as error:
         args.parser.print_usage(sys.stderr)
         print(f"crew {args.command}: error: {error}", file=sys.stderr)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,14 +127,15 @@ def config_paths() -> list[Path]:
 
 
 def _toml_loads(text: str) -> dict[str, Any]:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python < 3.11
+    else:  # Python < 3.11
         import tomli as tomllib
-    return tomllib.loads(text)
+    loaded: dict[str, Any] = tomllib.loads(text)
+    return loaded
 
 
-def read_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+def read_config(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """One configuration file, checked: ``{"defaults": {...}, "launchers": {name: {...}}, "monitors": {...}}``."""
     path = Path(path)
     try:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .results import Result
+
 __all__ = ["CrewError", "SettingError", "LaunchError", "TaskError", "SchedulerError"]
 
 
@@ -20,7 +25,7 @@ class LaunchError(CrewError):
 class SchedulerError(LaunchError):
     """A scheduler command (sbatch, qsub, bsub, an AWS call ...) failed."""
 
-    def __init__(self, command: str, message: str, returncode: int | None = None):
+    def __init__(self, command: str, message: str, returncode: int | None = None) -> None:
         self.command = command
         self.returncode = returncode
         self.scheduler_message = message
@@ -31,7 +36,7 @@ class SchedulerError(LaunchError):
 class TaskError(CrewError):
     """A task ended in error and the caller asked for errors to stop the run."""
 
-    def __init__(self, result):
+    def __init__(self, result: Result) -> None:
         self.result = result
         super().__init__(
             f"task {result.name!r} ended with status {result.status!r}: {result.error}"

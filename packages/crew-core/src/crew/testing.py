@@ -21,6 +21,7 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Iterable
 from typing import Any, Callable
 
 import psutil
@@ -63,9 +64,9 @@ def eventually(predicate: Callable[[], Any], seconds: float = 30.0, interval: fl
         time.sleep(interval)
 
 
-def pids_alive(pids) -> list[int]:
+def pids_alive(pids: Iterable[int]) -> list[int]:
     """The pids among ``pids`` whose process still runs (zombies count as ended)."""
-    alive = []
+    alive: list[int] = []
     for pid in pids:
         try:
             if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
@@ -154,7 +155,7 @@ class ControllerSuite:
         return tempfile.mkdtemp(prefix="crew-suite-", dir=parent)
 
     # ------------------------------------------------------------------ the checks
-    def test_informal(self):
+    def test_informal(self) -> None:
         controller = self.make_controller(workers=1)
         try:
             result = informal_test(controller, self.seconds_timeout)
@@ -162,7 +163,7 @@ class ControllerSuite:
             controller.terminate()
         self._assert_gone(controller, [result.pid])
 
-    def test_load(self):
+    def test_load(self) -> None:
         controller = self.make_controller(workers=2, seconds_idle=2)
         try:
             results = load_test(controller, self.seconds_timeout * 2)
@@ -170,7 +171,7 @@ class ControllerSuite:
             controller.terminate()
         self._assert_gone(controller, {result.pid for result in results})
 
-    def test_terminate_leaves_nothing(self):
+    def test_terminate_leaves_nothing(self) -> None:
         controller = self.make_controller(workers=2)
         marker = os.path.join(self.scratch_directory(), "hang")
         try:
@@ -183,7 +184,7 @@ class ControllerSuite:
         result = controller.pop()
         assert result is not None and result.name == "hang" and result.status == "cancel", result
 
-    def test_crash_retry(self):
+    def test_crash_retry(self) -> None:
         controller = self.make_controller(workers=1, crashes_max=2)
         marker = os.path.join(self.scratch_directory(), "crash")
         try:
@@ -195,11 +196,11 @@ class ControllerSuite:
             result = controller.pop()
         finally:
             controller.terminate()
-        assert result.status == "success", result
+        assert result is not None and result.status == "success", result
         assert result.result != pid and result.result > 0
         assert sum(row["crashes"] for row in controller.summary()) == 1
 
-    def test_bad_options(self):
+    def test_bad_options(self) -> None:
         for name, value in (("workers", 0), ("seconds_idle", -1), ("crashes_max", "many")):
             try:
                 self.make_controller(**{name: value})
@@ -208,6 +209,6 @@ class ControllerSuite:
             else:
                 raise AssertionError(f"{name}={value!r} was accepted")
 
-    def _assert_gone(self, controller: Controller, pids) -> None:
-        pids = [pid for pid in pids if pid]
-        eventually(lambda: not self.remaining_workers(controller, pids), self.seconds_timeout)
+    def _assert_gone(self, controller: Controller, pids: Iterable[int | None]) -> None:
+        started: list[int] = [pid for pid in pids if pid]
+        eventually(lambda: not self.remaining_workers(controller, started), self.seconds_timeout)

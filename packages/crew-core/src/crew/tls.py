@@ -30,7 +30,7 @@ class TLS:
     certificates: str | None = None
     password: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         validate.choice("mode", self.mode, ("none", "automatic", "custom"))
         if self.mode == "custom":
             object.__setattr__(self, "key", validate.path("key", self.key))
@@ -42,7 +42,7 @@ class TLS:
             raise SettingError(f"key and certificates go with mode='custom', not mode={self.mode!r}")
         validate.text("password", self.password, allow_none=True, allow_empty=True)
         if self.mode == "custom":
-            _check_pair(self.key, self.certificates, self.password)
+            _check_pair(*self._custom_files(), self.password)
 
     @property
     def enabled(self) -> bool:
@@ -51,12 +51,18 @@ class TLS:
     def _materials(self, host: str) -> tuple[str, str]:
         """(private key PEM, certificate PEM) for the controller's listener."""
         if self.mode == "custom":
-            with open(self.key) as handle:
+            key_path, certificates_path = self._custom_files()
+            with open(key_path) as handle:
                 key = handle.read()
-            with open(self.certificates) as handle:
+            with open(certificates_path) as handle:
                 cert = handle.read()
             return key, cert
         return _self_signed(host)
+
+    def _custom_files(self) -> tuple[str, str]:
+        """(key path, certificates path) of ``mode="custom"``, which ``__post_init__`` made sure are set."""
+        assert self.key is not None and self.certificates is not None
+        return self.key, self.certificates
 
 
 def _check_pair(key_path: str, certificates_path: str, password: str | None) -> None:
@@ -99,6 +105,7 @@ def _self_signed(host: str) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    alt: x509.GeneralName
     try:
         alt = x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:

@@ -52,8 +52,16 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """ruff, then mypy (settings in mypy.ini): ``--strict`` on crew-core, normal mode on the plugins."""
     session.install("ruff==0.17.*")
     session.run("ruff", "check", "packages", "tests", "bench", "noxfile.py")
+    # The packages are installed (not editable, with their py.typed markers) so that mypy sees
+    # crew-core's annotations from the plugins and the annotations of their dependencies; tomli
+    # lets mypy check the Python < 3.11 branch that reads TOML with it, pytest the plugins' test kits.
+    session.install("mypy==2.4.*", "tomli", "pytest", *[f"./packages/{package}" for package in PACKAGES])
+    session.run("mypy", "--config-file", "mypy.ini", "--strict", "packages/crew-core/src/crew")
+    session.run("mypy", "--config-file", "mypy.ini",
+                *[f"packages/{plugin}/src/{plugin.replace('-', '_')}" for plugin in PLUGINS])
 
 
 @nox.session

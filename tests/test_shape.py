@@ -295,7 +295,7 @@ def test_no_long_functions(package):
 
 def test_no_import_cycles_in_crew_core():
     modules = package_modules(CORE_SOURCE, "crew")
-    assert "crew" in modules and "crew.controller" in modules
+    assert "crew" in modules and len(modules) > 1, sorted(modules)
     graph = import_graph(modules, "crew")
     cycles = import_cycles(graph)
     assert not cycles, "import cycles among crew-core's modules:\n" + "\n".join(f"  {cycle}" for cycle in cycles)

@@ -1,11 +1,22 @@
-"""Shared fixtures: no test may find real AWS settings; ``aws_batch`` is the local AWS Batch."""
+"""Shared fixtures: no test may find real AWS settings; ``aws_batch`` is the local AWS Batch.
+
+The local AWS Batch (``_fakebatch``, next to this file) is test support that is not installed with
+crew-aws-batch: this folder goes on ``sys.path`` so that the tests can import it (pytest's
+``--import-mode=importlib`` does not add it).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
-from crew_aws_batch.testing import aws_batch  # noqa: F401  (the fixture)
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from _fakebatch import aws_batch  # noqa: E402, F401  (the fixture)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Self-tests of crew_aws_batch.testing: the local agent behaves like AWS Batch, through boto3."""
+"""Self-tests of the test harness _fakebatch: the local agent behaves like AWS Batch, through boto3."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import psutil
 import pytest
-from crew_aws_batch.testing import LocalBatchAgent, local_aws_batch
+from _fakebatch import LocalBatchAgent, local_aws_batch
 
 PYTHON = sys.executable
 

@@ -8,8 +8,8 @@ import time
 
 import crew.testing
 import pytest
+from _fakebatch import local_aws_batch
 from crew_aws_batch import AwsBatchDefinition, AwsBatchMonitor, aws_batch_controller
-from crew_aws_batch.testing import local_aws_batch
 
 PYTHON = sys.executable
 ACTIVE = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")

@@ -2,8 +2,8 @@
 
 ``aws_batch_controller(...)`` builds a controller; ``AwsBatchLauncher`` is its launcher,
 ``AwsBatchMonitor`` lists and ends the jobs and reads their logs, ``AwsBatchDefinition``
-manages the job definition. ``crew_aws_batch.testing`` (extra ``[test]``) runs the jobs of a
-local, moto-backed AWS Batch as local processes for tests.
+manages the job definition. The tests run against a local, moto-backed AWS Batch that lives
+with them in the repository (``packages/crew-aws-batch/tests/_fakebatch``), not in this package.
 """
 
 from __future__ import annotations

@@ -90,6 +90,34 @@ class TestMysiteConformance(crew.testing.ControllerSuite):
 '''
 
 
+_LOCAL = pathlib.Path(__file__).resolve().parents[1] / "packages" / "crew-local" / "src" / "crew_local"
+
+
+@pytest.mark.parametrize("part", ["launcher", "controller", "monitor"])
+def test_templates_are_crew_locals_own_files(part):
+    """Rendered for the name ``local``, the launcher, controller and monitor templates are
+    crew-local's files byte for byte: a change to either must be made to both."""
+    rendered = scaffold.render_names(scaffold.names("local", check=False))
+    assert rendered[f"src/crew_local/{part}.py"] == (_LOCAL / f"{part}.py").read_text()
+
+
+def test_names_check_can_be_skipped_only_on_request():
+    with pytest.raises(crew.SettingError, match="plugin name"):
+        scaffold.names("local")
+    assert scaffold.names("local", check=False)["Name"] == "Local"
+
+
+def test_templates_ship_as_package_data():
+    """The templates are files of the installed crew package (hatchling puts src/crew/ in the wheel)."""
+    folder = pathlib.Path(crew.__file__).parent / "_templates"
+    assert sorted(path.name for path in folder.iterdir() if path.suffix == ".tmpl") == sorted(scaffold.FILES.values())
+
+
+def test_rendered_helper_takes_the_launchers_options():
+    text = scaffold.render("mysite")["src/crew_mysite/controller.py"]
+    assert "controller_helper(\n    MysiteLauncher," in text and 'name="mysite_controller"' in text
+
+
 def test_existing_folder_is_kept(tmp_path):
     target = scaffold.new_plugin("kept", tmp_path)
     (target / "NOTES.md").write_text("mine")

@@ -1,43 +1,22 @@
-"""local_controller(): a controller whose workers run on this machine."""
+"""local_controller(): a controller whose workers LocalLauncher starts."""
 
 from __future__ import annotations
 
-import math
-import os
-
-import crew
+from crew._build import controller_helper
 
 from .launcher import LocalLauncher
 
 __all__ = ["local_controller"]
 
+local_controller = controller_helper(
+    LocalLauncher,
+    name="local_controller",
+    defaults={"host": "127.0.0.1"},
+    doc="""A validated controller (not started) whose workers LocalLauncher starts.
 
-def local_controller(
-    name: str | None = None,
-    workers: int = 1,
-    host: str | None = "127.0.0.1",
-    port: int | None = None,
-    tls: crew.TLS | None = None,
-    serializer: str | None = None,
-    profile: str | None = None,
-    seconds_interval: float = 0.25,
-    seconds_timeout: float = 60.0,
-    seconds_launch: float = 30.0,
-    seconds_idle: float = math.inf,
-    seconds_wall: float = math.inf,
-    tasks_max: int | float = math.inf,
-    tasks_timers: int = 0,
-    reset_globals: bool = True,
-    reset_modules: bool = False,
-    garbage_collection: bool = False,
-    python: str | None = None,
-    metrics: str | os.PathLike | None = None,
-    crashes_max: int = 5,
-    backup: crew.Controller | None = None,
-) -> crew.Controller:
-    """A validated controller with local workers, listening on loopback by default.
-
-    Start it with ``controller.start()`` or a ``with`` block; see :class:`crew.Launcher` and
-    :class:`crew.Controller` for the arguments.
-    """
-    return crew.build_controller(LocalLauncher, **locals())
+    It listens on loopback, as these workers run on this machine (for workers on other machines,
+    drop the ``host`` default: None picks this machine's first address that is not loopback).
+    Start it with ``controller.start()`` or a ``with`` block. Its options are declared once, by
+    crew.Client, crew.Controller and LocalLauncher (see ``inspect.signature`` for the defaults).
+    """,
+)

@@ -1,4 +1,4 @@
-"""LocalLauncher: workers as processes on this machine."""
+"""LocalLauncher: how workers start (as generated, as processes of this machine)."""
 
 from __future__ import annotations
 
@@ -19,16 +19,33 @@ __all__ = ["LocalLauncher"]
 class LocalLauncher(crew.Launcher):
     """Starts each worker as a process of this machine.
 
-    Takes the arguments of :class:`crew.Launcher`, plus:
+    Takes the arguments of :class:`crew.Launcher` (``seconds_launch`` defaults to 30 seconds, as
+    a process starts at once), plus:
         log_directory: a folder for one log file per worker (default: worker output is dropped).
+
+    Every option is declared here, once, and validated here, once; ``local_controller`` takes
+    them all. A plugin made by ``crew new-plugin`` starts from this file: replace the bodies
+    marked ``PLATFORM`` with the platform's own calls, and add its options here.
     """
 
-    def __init__(self, *args: Any, log_directory: str | os.PathLike | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        *args: Any,
+        seconds_launch: float = 30.0,
+        log_directory: str | os.PathLike | None = None,
+        **options: Any,
+    ):
+        super().__init__(*args, seconds_launch=seconds_launch, **options)
         self.log_directory = validate.path("log_directory", log_directory, allow_none=True)
 
     def launch_worker(self, call: str) -> subprocess.Popen:
-        """Start one worker process running ``call``; its handle is the process."""
+        """Start one worker process running ``call``; its handle is the process.
+
+        PLATFORM: submit ``call`` as a job instead and return the job id (or override
+        ``launch_workers(call, n)`` to submit one array job of ``n`` workers). The secret
+        (``self.environment``) must travel in the job's environment or a private file, never on
+        a command line.
+        """
         env = dict(os.environ)
         env.update(self.environment)
         output: Any = subprocess.DEVNULL
@@ -43,11 +60,14 @@ class LocalLauncher(crew.Launcher):
             if output is not subprocess.DEVNULL:
                 output.close()
         # Reap the process as soon as it exits, so no zombie outlives it.
-        threading.Thread(target=process.wait, name=f"crew-reap-{process.pid}", daemon=True).start()
+        threading.Thread(target=process.wait, name=f"crew-local-reap-{process.pid}", daemon=True).start()
         return process
 
     def terminate_workers(self, handles: Sequence[subprocess.Popen]) -> None:
-        """Ask every process to stop, then kill those still running after ``seconds_timeout``."""
+        """Ask every process to stop, then kill those still running after ``seconds_timeout``.
+
+        PLATFORM: cancel the jobs, in one call where the platform allows it.
+        """
         running = [process for process in handles if process.poll() is None]
         for process in running:
             _signal(process, signal.SIGTERM)
@@ -59,10 +79,14 @@ class LocalLauncher(crew.Launcher):
                 process.wait()
 
     def terminate_worker(self, handle: subprocess.Popen) -> None:
+        """End one worker."""
         self.terminate_workers([handle])
 
     def exit_status(self, handle: subprocess.Popen, timeout: float = 0.0) -> str | None:
-        """``exit code N`` or ``signal NAME`` once the process has ended, else None."""
+        """``exit code N`` or ``signal NAME`` once the process has ended, else None.
+
+        PLATFORM: ask the platform for the job's final state.
+        """
         try:
             code = handle.wait(timeout=timeout) if timeout else handle.poll()
         except subprocess.TimeoutExpired:

@@ -13,9 +13,13 @@ __all__ = ["LocalMonitor"]
 
 
 class LocalMonitor(crew.Monitor):
-    """Lists and ends this user's crew worker processes on this machine (by pid)."""
+    """Lists and ends this user's crew worker processes on this machine (by pid).
+
+    PLATFORM: ask the platform for the user's crew jobs instead, and end them by job id.
+    """
 
     def jobs(self) -> list[dict[str, Any]]:
+        """One row per worker, with the keys of ``crew.JOB_COLUMNS``."""
         rows = []
         user = psutil.Process().username()
         for process in psutil.process_iter(["pid", "cmdline", "username", "status", "create_time", "name"]):
@@ -40,21 +44,21 @@ class LocalMonitor(crew.Monitor):
         return super().workers()
 
     def terminate(self, ids: list[int] | None = None, all: bool = False) -> list[int]:
-        """End the workers with these pids (or every one of them with ``all=True``)."""
+        """End the workers with these pids (or every one of them with ``all=True``); return those ended."""
         if ids is None and not all:
             raise crew.SettingError("terminate needs ids or all=True")
-        targets = set(self.workers()) if all else {int(pid) for pid in ids}
         known = set(self.workers())
+        targets = known if all else {int(pid) for pid in ids}
         ended = []
         processes = []
         for pid in sorted(targets & known):
             try:
                 process = psutil.Process(pid)
                 process.terminate()
-                processes.append(process)
-                ended.append(pid)
             except psutil.NoSuchProcess:
                 continue
+            processes.append(process)
+            ended.append(pid)
         _, alive = psutil.wait_procs(processes, timeout=5)
         for process in alive:
             process.kill()

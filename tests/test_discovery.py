@@ -75,12 +75,14 @@ def test_controller_builds_the_plugins_controller(config):
         controller.terminate()
 
 
-def test_crew_controller_is_still_the_module():
-    import crew.controller as module
+def test_crew_controller_is_a_function_and_Controller_a_class():
+    import inspect
 
-    assert module.Controller is crew.Controller
-    assert crew.controller.Controller is crew.Controller
-    assert callable(crew.controller)
+    import crew.discovery
+
+    assert crew.controller is crew.discovery.controller and inspect.isfunction(crew.controller)
+    assert inspect.isclass(crew.Controller) and crew.Controller.__module__ == "crew._controller.controller"
+    assert "controller" in crew.__all__ and "Controller" in crew.__all__
 
 
 def test_controller_runs_tasks(config):

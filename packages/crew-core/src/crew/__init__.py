@@ -15,10 +15,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and API docs
-    from . import controller, discovery, validate
+    from . import discovery, validate
     from ._build import build_controller
+    from ._controller import Controller
     from .client import Client
-    from .controller import Controller
+    from .discovery import controller
     from .errors import CrewError, LaunchError, SchedulerError, SettingError, TaskError
     from .group import ControllerGroup
     from .launcher import Contact, Instance, Launcher, Queued
@@ -31,7 +32,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Client": "client",
-    "Controller": "controller",
+    "Controller": "_controller",
+    "controller": "discovery",
     "Contact": "launcher",
     "ControllerGroup": "group",
     "CrewError": "errors",
@@ -51,7 +53,7 @@ _EXPORTS = {
     "TaskError": "errors",
     "build_controller": "_build",
 }
-_MODULES = ("controller", "discovery", "validate")
+_MODULES = ("discovery", "validate")
 
 __all__ = [
     "JOB_COLUMNS",
@@ -84,8 +86,6 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     elif name in _MODULES:
-        # ``crew.controller`` is the module holding crew.Controller, and it is callable:
-        # ``crew.controller("slurm", **options)`` (see crew.discovery.controller).
         value = importlib.import_module(f".{name}", __name__)
     else:
         raise AttributeError(f"module 'crew' has no attribute {name!r}")

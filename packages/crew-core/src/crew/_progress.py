@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .controller import Controller
+    from ._controller import Controller
 
 __all__ = ["Progress", "render"]
 
@@ -74,7 +74,8 @@ class Progress:
     def counts(self) -> dict[str, int]:
         """done, total, errors, workers up and launching, as of now."""
         controller = self.controller
-        pushed, resolved = controller._pushed, controller._resolved
+        resolved = controller.resolved()
+        pushed = resolved + controller.unresolved()
         if self.total is None:
             total = pushed - self._resolved0
             done = resolved - self._resolved0
@@ -98,8 +99,8 @@ class Progress:
 
     def __enter__(self) -> Progress:
         self._start = time.monotonic()
-        self._pushed0 = self.controller._pushed
-        self._resolved0 = self.controller._resolved
+        self._resolved0 = self.controller.resolved()
+        self._pushed0 = self._resolved0 + self.controller.unresolved()
         self._errors0 = sum(row["errors"] for row in self.controller.summary())
         if self.active:
             self._draw()

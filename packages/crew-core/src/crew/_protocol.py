@@ -1,20 +1,23 @@
-"""The frames exchanged between a controller and its workers.
+"""The frames exchanged between a controller and its workers: typed records, pure encode/decode.
 
 Every frame starts with one byte naming its kind. Frames a worker sends before it has
-authenticated are JSON, never pickle, so the controller unpickles nothing from a stranger.
+authenticated (its HELLO) are JSON, never pickle, so the controller unpickles nothing from a
+stranger; :func:`decode_hello` is the only decoder used on a stranger's bytes.
 
 controller -> worker                      worker -> controller
-  CHALLENGE nonce                           HELLO   json {version, controller, launch, pid, host, mac}
-  WELCOME   json {worker, settings}         RESULTS pickle [(id, status, value, exception, error, traceback, warnings, seconds)]
-  TASKS     pickle [(id, command, rest, seed, timeout)]
-  CANCEL    pickle ([ids], interrupt)       RETURNED pickle ([ids asked], [ids given back unstarted])
-  QUIT                                      GOODBYE json {reason}
-  PING                                      PONG    (answer to PING; any frame shows the peer is alive)
-                                            ACK     (each WELCOME, TASKS, CANCEL, PING received)
+  Challenge  nonce                          Hello     json {version, controller, launch, pid, host, mac}
+  Welcome    json {worker, settings}        Results   pickle [ResultRecord as a tuple, ...]
+  Tasks      pickle [TaskRecord as a tuple, ...]
+  Cancel     pickle ([ids], interrupt)      Returned  pickle ([ids asked], [ids given back unstarted])
+  Quit                                      Goodbye   json {reason}
+  Ping                                      Pong      (answer to Ping)
+                                            Ack       (each Welcome, Tasks, Cancel, Ping received)
+                                            Started   >q id (a task still running 1 ms after it began)
 
 NNG's polyamorous pair socket drops a frame sent to a pipe that is still writing the previous
-one, so the controller keeps at most one unacknowledged frame per worker (see Controller._send).
-                                            STARTED >q id  (a task still running 1 ms after it began)
+one, so the controller keeps at most one unacknowledged frame per worker (see
+``crew._controller.board``). Records travel as plain tuples (fast to pickle) and are rebuilt,
+and checked, as the named records below; neither side indexes a tuple.
 """
 
 from __future__ import annotations
@@ -22,43 +25,291 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import pickle
+import struct
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Union
+
+__all__ = [
+    "VERSION", "NONCE_BYTES", "MAX_HELLO_BYTES", "STATUSES", "ProtocolError",
+    "TaskRecord", "ResultRecord", "Challenge", "Hello", "Welcome", "Tasks", "Cancel", "Quit", "Ping",
+    "Pong", "Ack", "Results", "Returned", "Goodbye", "Started", "Frame",
+    "encode", "decode", "decode_hello", "mac", "verify",
+]
 
 VERSION = 1
-
-CHALLENGE = b"c"
-WELCOME = b"w"
-TASKS = b"t"
-CANCEL = b"x"
-QUIT = b"q"
-PING = b"p"
-
-HELLO = b"h"
-RESULTS = b"r"
-RETURNED = b"b"
-GOODBYE = b"g"
-STARTED = b"s"
-PONG = b"o"
-ACK = b"a"
-
 NONCE_BYTES = 32
 MAX_HELLO_BYTES = 4096
+PICKLE_PROTOCOL = 5
+STATUSES = frozenset({"success", "error", "crash", "cancel", "timeout"})
+
+_CHALLENGE, _WELCOME, _TASKS, _CANCEL, _QUIT, _PING = b"c", b"w", b"t", b"x", b"q", b"p"
+_HELLO, _RESULTS, _RETURNED, _GOODBYE, _STARTED, _PONG, _ACK = b"h", b"r", b"b", b"g", b"s", b"o", b"a"
 
 
+class ProtocolError(ValueError):
+    """Bytes that are not a well-formed frame of the expected kind."""
+
+
+class TaskRecord(NamedTuple):
+    """One task as a worker receives it."""
+
+    id: int
+    command: bytes  # the serialized callable or string of code
+    rest: bytes | None  # serialized (args, kwargs, data, globals), or None when all are empty
+    seed: int | None
+    timeout: float | None
+
+
+class ResultRecord(NamedTuple):
+    """One task's outcome as a worker reports it."""
+
+    id: int
+    status: str  # one of STATUSES
+    payload: bytes | None  # the serialized value (success) or exception (error)
+    error: str | None
+    trace: str | None
+    warnings: list[str] | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Challenge:
+    nonce: bytes
+
+
+@dataclass(frozen=True)
+class Hello:
+    version: Any
+    controller: Any
+    launch: str
+    pid: int | None
+    host: str
+    mac: Any
+
+
+@dataclass(frozen=True)
+class Welcome:
+    worker: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tasks:
+    tasks: list[TaskRecord]
+
+
+@dataclass(frozen=True)
+class Cancel:
+    ids: list[int]
+    interrupt: bool  # False: hand unstarted tasks back (a steal); True: also interrupt the running one
+
+
+@dataclass(frozen=True)
+class Quit:
+    pass
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True)
+class Pong:
+    pass
+
+
+@dataclass(frozen=True)
+class Ack:
+    pass
+
+
+@dataclass(frozen=True)
+class Results:
+    results: list[ResultRecord]
+
+
+@dataclass(frozen=True)
+class Returned:
+    requested: list[int]
+    returned: list[int]
+
+
+@dataclass(frozen=True)
+class Goodbye:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Started:
+    task_id: int
+
+
+Frame = Union[Challenge, Hello, Welcome, Tasks, Cancel, Quit, Ping, Pong, Ack, Results, Returned, Goodbye, Started]
+
+_SIGNALS: dict[type, bytes] = {Quit: _QUIT, Ping: _PING, Pong: _PONG, Ack: _ACK}
+_SIGNAL_FRAMES = {kind: cls() for cls, kind in _SIGNALS.items()}
+
+
+# ---------------------------------------------------------------------- encode
+def encode(frame: Frame) -> bytes:
+    """The bytes of one frame."""
+    kind = type(frame)
+    if kind is Tasks:
+        return _TASKS + pickle.dumps([tuple(task) for task in frame.tasks], PICKLE_PROTOCOL)
+    if kind is Results:
+        return _RESULTS + pickle.dumps([tuple(row) for row in frame.results], PICKLE_PROTOCOL)
+    if kind in _SIGNALS:
+        return _SIGNALS[kind]
+    if kind is Cancel:
+        return _CANCEL + pickle.dumps((list(frame.ids), bool(frame.interrupt)), PICKLE_PROTOCOL)
+    if kind is Returned:
+        return _RETURNED + pickle.dumps((list(frame.requested), list(frame.returned)), PICKLE_PROTOCOL)
+    if kind is Started:
+        return _STARTED + struct.pack(">q", frame.task_id)
+    if kind is Challenge:
+        return _CHALLENGE + frame.nonce
+    if kind is Hello:
+        return _json(_HELLO, {"version": frame.version, "controller": frame.controller, "launch": frame.launch,
+                              "pid": frame.pid, "host": frame.host, "mac": frame.mac})
+    if kind is Welcome:
+        return _json(_WELCOME, {"worker": frame.worker, "settings": frame.settings})
+    if kind is Goodbye:
+        return _json(_GOODBYE, {"reason": frame.reason})
+    raise TypeError(f"not a frame: {frame!r}")
+
+
+def _json(kind: bytes, payload: dict[str, Any]) -> bytes:
+    return kind + json.dumps(payload, separators=(",", ":")).encode()
+
+
+# ---------------------------------------------------------------------- decode
+def decode(data: bytes) -> Frame:
+    """The frame in ``data`` from an authenticated peer. Raises :class:`ProtocolError`."""
+    kind = data[:1]
+    try:
+        decoder = _DECODERS[kind]
+    except KeyError:
+        raise ProtocolError(f"unknown frame kind {kind!r}") from None
+    try:
+        return decoder(data)
+    except ProtocolError:
+        raise
+    except Exception as error:  # whatever malformed bytes make pickle or json raise
+        raise ProtocolError(f"malformed {kind!r} frame: {type(error).__name__}: {error}") from None
+
+
+def decode_hello(data: bytes) -> Hello:
+    """A stranger's hello: JSON only, never unpickled. Raises :class:`ProtocolError`."""
+    if data[:1] != _HELLO or len(data) > MAX_HELLO_BYTES:
+        raise ProtocolError("expected a hello frame")
+    try:
+        value = _object(data)
+    except ValueError:
+        raise ProtocolError("malformed hello") from None
+    pid = value.get("pid")
+    return Hello(value.get("version"), value.get("controller"), str(value.get("launch")),
+                 pid if type(pid) is int else None, str(value.get("host"))[:255], value.get("mac"))
+
+
+def _object(data: bytes) -> dict[str, Any]:
+    value = json.loads(data[1:].decode())
+    if not isinstance(value, dict):
+        raise ProtocolError("frame payload is not a JSON object")
+    return value
+
+
+def _ids(value: Any) -> list[int]:
+    if type(value) is not list or not all(type(item) is int for item in value):
+        raise ProtocolError("expected a list of task ids")
+    return value
+
+
+def _decode_tasks(data: bytes) -> Tasks:
+    rows = pickle.loads(data[1:])
+    if type(rows) is not list:
+        raise ProtocolError("malformed tasks frame")
+    make = TaskRecord._make
+    tasks = []
+    for row in rows:
+        if type(row) is not tuple or len(row) != 5 or type(row[0]) is not int or type(row[1]) is not bytes:
+            raise ProtocolError("malformed task record")
+        tasks.append(make(row))
+    return Tasks(tasks)
+
+
+def _decode_results(data: bytes) -> Results:
+    rows = pickle.loads(data[1:])
+    if type(rows) is not list:
+        raise ProtocolError("malformed results frame")
+    make = ResultRecord._make
+    results = []
+    for row in rows:
+        if not (type(row) is tuple and len(row) == 7 and type(row[0]) is int and row[1] in STATUSES
+                and (row[2] is None or type(row[2]) is bytes) and (row[3] is None or type(row[3]) is str)
+                and (row[4] is None or type(row[4]) is str) and type(row[6]) is float
+                and (row[5] is None or (type(row[5]) is list and all(type(w) is str for w in row[5])))):
+            raise ProtocolError("malformed result record")
+        results.append(make(row))
+    return Results(results)
+
+
+def _decode_cancel(data: bytes) -> Cancel:
+    ids, interrupt = pickle.loads(data[1:])
+    if type(interrupt) is not bool:
+        raise ProtocolError("malformed cancel frame")
+    return Cancel(_ids(ids), interrupt)
+
+
+def _decode_returned(data: bytes) -> Returned:
+    requested, returned = pickle.loads(data[1:])
+    return Returned(_ids(requested), _ids(returned))
+
+
+def _decode_started(data: bytes) -> Started:
+    if len(data) != 9:
+        raise ProtocolError("malformed started frame")
+    return Started(struct.unpack(">q", data[1:9])[0])
+
+
+def _decode_welcome(data: bytes) -> Welcome:
+    value = _object(data)
+    settings = value.get("settings")
+    if type(value.get("worker")) is not str or type(settings) is not dict:
+        raise ProtocolError("malformed welcome frame")
+    return Welcome(value["worker"], settings)
+
+
+def _decode_goodbye(data: bytes) -> Goodbye:
+    return Goodbye(str(_object(data).get("reason")))
+
+
+def _decode_challenge(data: bytes) -> Challenge:
+    if len(data) != 1 + NONCE_BYTES:
+        raise ProtocolError("malformed challenge frame")
+    return Challenge(data[1:])
+
+
+def _signal(data: bytes) -> Frame:
+    if len(data) != 1:
+        raise ProtocolError(f"a {data[:1]!r} frame carries nothing")
+    return _SIGNAL_FRAMES[data]
+
+
+_DECODERS = {
+    _TASKS: _decode_tasks, _RESULTS: _decode_results, _CANCEL: _decode_cancel, _RETURNED: _decode_returned,
+    _STARTED: _decode_started, _WELCOME: _decode_welcome, _GOODBYE: _decode_goodbye, _CHALLENGE: _decode_challenge,
+    _HELLO: decode_hello, _QUIT: _signal, _PING: _signal, _PONG: _signal, _ACK: _signal,
+}
+
+
+# ---------------------------------------------------------------------- authentication
 def mac(secret: str, nonce: bytes, controller: str) -> str:
     """The proof that a worker holds the controller's secret."""
     return hmac.new(secret.encode(), nonce + controller.encode(), hashlib.sha256).hexdigest()
 
 
 def verify(secret: str, nonce: bytes, controller: str, proof: object) -> bool:
+    """Whether ``proof`` is :func:`mac` of the secret, the nonce and the controller id."""
     return isinstance(proof, str) and hmac.compare_digest(mac(secret, nonce, controller), proof)
-
-
-def encode_json(kind: bytes, payload: dict) -> bytes:
-    return kind + json.dumps(payload, separators=(",", ":")).encode()
-
-
-def decode_json(frame: bytes) -> dict:
-    value = json.loads(frame[1:].decode())
-    if not isinstance(value, dict):
-        raise ValueError("frame payload is not a JSON object")
-    return value

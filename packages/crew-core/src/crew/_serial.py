@@ -62,10 +62,17 @@ class Serializer:
             return pickle.dumps(value, PROTOCOL)
         return self._deep(value)
 
+    def dumps_plain(self, value: Any) -> bytes:
+        """Bytes for a value the caller knows is plain data (scalars in a tuple): with the default
+        serializer, plain pickle without the check; with a custom one, that serializer."""
+        if self.module is None:
+            return pickle.dumps(value, PROTOCOL)
+        return self._deep(value)
+
     def dumps_command(self, command: Any) -> tuple[bytes, bool]:
         """Bytes for a command and whether they are stable (a by-reference callable or a string)."""
         if isinstance(command, str):
-            return pickle.dumps(command, PROTOCOL), True
+            return (pickle.dumps(command, PROTOCOL) if self.module is None else self._deep(command)), True
         if self.module is None and _by_reference(command):
             try:
                 return pickle.dumps(command, PROTOCOL), True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import itertools
 import queue
 import threading
@@ -23,7 +24,7 @@ from .errors import SettingError, TaskError
 from .results import Result
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .controller import Controller
+    from ._controller import Controller
 
 __all__ = ["Executor", "push_async"]
 
@@ -118,9 +119,7 @@ class Executor(concurrent.futures.Executor):
         globals: dict[str, Any] | None = None,
         terminate: bool = False,
     ):
-        from .controller import Controller
-
-        if not isinstance(controller, Controller):
+        if not all(callable(getattr(controller, method, None)) for method in ("push", "cancel", "raise_error")):
             raise SettingError(f"controller must be a crew.Controller, not {controller!r}")
         self._controller = controller
         self._options: dict[str, Any] = {}
@@ -156,8 +155,8 @@ class Executor(concurrent.futures.Executor):
                     target=self._resolve, name=f"crew-executor-{self._controller.name}", daemon=True)
                 self._resolver.start()
         try:
-            name = self._controller._push_with_callback(
-                functools.partial(self._on_result, future), fn, args=args, kwargs=kwargs or None, **self._options)
+            name = self._controller.push(fn, args=args, kwargs=kwargs or None,
+                                         callback=functools.partial(self._on_result, future), **self._options)
         except BaseException:
             with self._lock:
                 self._live.discard(future)
@@ -228,7 +227,7 @@ class Executor(concurrent.futures.Executor):
                 while self._live:
                     self._idle.wait(self._controller.client.seconds_interval)
                     if self._live:
-                        self._controller._raise_error()  # e.g. workers cannot launch: do not hang
+                        self._controller.raise_error()  # e.g. workers cannot launch: do not hang
         if self._terminate:
             self._controller.terminate()
 
@@ -277,6 +276,13 @@ class Executor(concurrent.futures.Executor):
         return f"Executor(controller={self._controller.name!r}, in_flight={len(self._live)}, {state})"
 
 
+def _check_push_options(controller: Controller, options: dict[str, Any]) -> None:
+    allowed = set(inspect.signature(controller.push).parameters) - {"command", "callback"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise SettingError(f"unknown push options: {unknown}; allowed: {sorted(allowed)}")
+
+
 def _chunks(items: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
     iterator = iter(items)
     while True:
@@ -306,7 +312,8 @@ async def push_async(controller: Controller, command: Callable | str, **options:
         except RuntimeError:  # the event loop was closed meanwhile
             pass
 
-    name = controller._push_with_callback(callback, command, **options)
+    _check_push_options(controller, options)
+    name = controller.push(command, callback=callback, **options)
     try:
         return await waiter
     except asyncio.CancelledError:

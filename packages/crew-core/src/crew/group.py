@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import validate
-from .controller import Controller
+from ._controller import Controller
 from .errors import SettingError
 from .results import Result
 
@@ -33,7 +33,12 @@ class ControllerGroup:
         self.controllers: dict[str, Controller] = dict(zip(names, members))
         self._cond = threading.Condition()
         for member in members:
-            member._listeners.append(self._cond)
+            member.add_listener(self._changed)
+
+    def _changed(self) -> None:
+        """A member resolved tasks (called in its loop thread): wake the group's waiters."""
+        with self._cond:
+            self._cond.notify_all()
 
     def member(self, controller: str | None = None) -> Controller:
         """The member named ``controller`` (the first when None)."""
@@ -86,16 +91,13 @@ class ControllerGroup:
         validate.choice("mode", mode, ("all", "one"))
         deadline = math.inf if seconds_timeout is None else time.monotonic() + seconds_timeout
         members = list(self.controllers.values())
-        for member in members:
-            member._want_scale()
         with self._cond:
             while True:
-                for member in members:
-                    member._raise_error()
-                if mode == "all" and all(member.unresolved() == 0 for member in members):
+                # wait(seconds_timeout=0) checks one member at once: it raises the member's
+                # error, wakes its scaler if needed, and says whether it is done.
+                if all([member.wait("all", seconds_timeout=0) for member in members]):
                     return True
-                if mode == "one" and (any(member._done for member in members)
-                                      or all(member.unresolved() == 0 for member in members)):
+                if mode == "one" and any(member.results_ready() for member in members):
                     return True
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -256,6 +256,12 @@ class Launcher:
         return self._contact is not None
 
     # ------------------------------------------------------------------ the controller's part
+    def default_name(self, name: str) -> None:
+        """A launcher without a name of its own takes its controller's (called when the
+        controller is built)."""
+        if self.name is None:
+            self.name = validate.text("name", name)
+
     def bind(self, contact: Contact, fleet: FleetView | None = None) -> None:
         """Learn where workers dial in, and the fleet registry to read instances from.
 

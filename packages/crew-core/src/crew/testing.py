@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import psutil
 
-from .controller import Controller
+from ._controller import Controller
 from .errors import SettingError
 from .results import Result
 

@@ -1,0 +1,17 @@
+"""The controller, as small parts with one owner each (see docs/architecture.md).
+
+- :mod:`.controller`: the public :class:`Controller` facade (no socket code);
+- :mod:`.intake`: checks and encodes pushed tasks (callers' threads);
+- :mod:`.store`: names, counts, results and waiters (one lock);
+- :mod:`.loop` with :mod:`.wakeup` and :mod:`.gate`: the ``crew-loop`` thread, its wake-up pipe,
+  and the handshake with peers that have not authenticated yet;
+- :mod:`.board`: the dispatch board, tasks and connected workers (the loop's, under its lock);
+- :mod:`.dispatch`, :mod:`.recovery`, :mod:`.scaling`: the policies, pure functions;
+- :mod:`.scaler`: the ``crew-scale`` thread; :mod:`.fleet`: the registry of launched workers.
+"""
+
+from __future__ import annotations
+
+from .controller import Controller, live
+
+__all__ = ["Controller", "live"]

@@ -1,0 +1,109 @@
+"""Task intake: check what a caller pushes and encode it, through the client's one serializer.
+
+Owner: runs in callers' threads. Its one piece of state is the command cache (a command pushed
+before is not serialized again): a dict whose entries are added and replaced whole, so two callers
+racing on it at worst serialize a command twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+from .. import validate
+from .._serial import Serializer
+from ..errors import SettingError
+from .task import Task
+
+__all__ = ["Intake"]
+
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+_CACHE_MAX = 256
+
+
+class Intake:
+    """Builds :class:`Task` objects from what callers push."""
+
+    def __init__(self, serializer: Serializer):
+        self.serializer = serializer
+        self._cache: dict[int, tuple[Any, bytes, str]] = {}  # id(command) -> (command, bytes, shown)
+
+    def quick(self, command: Any, args: Any, name: Any) -> Optional[Task]:
+        """The task for the commonest push (a cached command, scalar positional arguments, no
+        other option), or None when the full check is needed."""
+        if type(args) is not tuple or not (name is None or type(name) is str):
+            return None
+        cached = self._cache.get(id(command))
+        if cached is None or cached[0] is not command:
+            return None
+        for value in args:
+            if type(value) not in _SCALARS:
+                return None
+        rest = self.serializer.dumps_plain((args, None, None, None)) if args else None
+        return Task(name, cached[2], cached[1], rest)
+
+    def task(self, command: Any, args: Sequence[Any] = (), kwargs: Optional[Mapping[str, Any]] = None,
+             data: Optional[Mapping[str, Any]] = None, globals_: Optional[Mapping[str, Any]] = None,
+             name: Optional[str] = None, seed: Optional[int] = None, seconds_timeout: Optional[float] = None,
+             blob: Optional[bytes] = None) -> Task:
+        """A checked, encoded task. Raises :class:`crew.SettingError` naming the bad argument."""
+        shown = _shown(command)
+        if data and not isinstance(command, str):
+            raise SettingError("data applies only to string commands; pass args or kwargs to a callable")
+        if not isinstance(args, (tuple, list)):
+            raise SettingError(f"args must be a tuple or list, not {args!r}")
+        for label, value in (("kwargs", kwargs), ("data", data), ("globals", globals_)):
+            if value is not None and not (isinstance(value, Mapping) and all(isinstance(k, str) for k in value)):
+                raise SettingError(f"{label} must be a dict with string keys or None, not {value!r}")
+        if name is not None and not isinstance(name, str):
+            raise SettingError(f"name must be a string or None, not {name!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise SettingError(f"seed must be an integer or None, not {seed!r}")
+        if seconds_timeout is not None:
+            seconds_timeout = validate.number("seconds_timeout", seconds_timeout, exclusive_minimum=True)
+        if blob is None:
+            blob = self.command_bytes(command)
+        rest = None
+        if args or kwargs or data or globals_:
+            rest = self._rest((tuple(args), dict(kwargs) if kwargs else None, dict(data) if data else None,
+                               dict(globals_) if globals_ else None))
+        return Task(name, shown, blob, rest, seed, seconds_timeout)
+
+    def _rest(self, parts: tuple[Any, ...]) -> bytes:
+        try:
+            return self.serializer.dumps(parts)
+        except Exception:
+            for label, part in zip(("args", "kwargs", "data", "globals"), parts):
+                try:
+                    self.serializer.dumps(part)
+                except Exception as error:
+                    raise SettingError(f"{label} cannot be serialized: {type(error).__name__}: {error}") from None
+            raise
+
+    def command_bytes(self, command: Any) -> bytes:
+        """The serialized command; kept for next time when the bytes are stable (a string, or a
+        callable the worker imports by name)."""
+        cached = self._cache.get(id(command))
+        if cached is not None and cached[0] is command:
+            return cached[1]
+        _shown(command)
+        try:
+            blob, stable = self.serializer.dumps_command(command)
+        except Exception as error:
+            raise SettingError(f"command cannot be serialized: {type(error).__name__}: {error}") from None
+        if stable:
+            if len(self._cache) > _CACHE_MAX:
+                self._cache.clear()
+            self._cache[id(command)] = (command, blob, _shown(command))
+        return blob
+
+
+def _shown(command: Any) -> str:
+    """The command as results show it; raises SettingError for something that is not a command."""
+    if isinstance(command, str):
+        if not command.strip():
+            raise SettingError("command must be a callable or a non-empty string of Python code")
+        return command
+    if callable(command):
+        return getattr(command, "__qualname__", None) or repr(command)
+    raise SettingError(f"command must be a callable or a string of Python code, not {command!r}")

@@ -1,0 +1,319 @@
+"""The loop: the ``crew-loop`` thread that talks to workers.
+
+Each turn of :meth:`Loop.run` is a short list of named steps, as in CPython's process pool:
+wait for a frame or a wake-up; handle every frame that arrived (hellos, results, hand-backs,
+goodbyes); handle every event other threads posted (pushed tasks, cancels, connections opened
+and closed, stop); dispatch queued tasks; ping workers when a heartbeat is due; publish what
+resolved and run result callbacks.
+
+Owner: the loop thread owns the gate (strangers) and, while it holds the board's lock, the dispatch
+board. Other threads reach it only through :meth:`Loop.post` (a queue, then a wake-up); NNG's pipe
+callbacks only post.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from typing import Any, Callable, Optional
+
+import pynng
+
+from .. import _protocol as P
+from ..results import Result
+from .board import Board, Seat
+from .dispatch import next_average
+from .fleet import Fleet
+from .gate import Gate
+from .outcome import from_record, plain
+from .store import ResultStore
+from .task import Task
+from .wakeup import Wakeup
+
+__all__ = ["Loop", "STOP", "Settings"]
+
+log = logging.getLogger("crew")
+
+STOP = ("stop",)
+
+
+class Settings:
+    """What the loop needs to know of its controller (plain values and callables)."""
+
+    def __init__(self, name: str, welcome: dict[str, Any], seconds_timeout: float, tasks_max: float,
+                 loads: Callable[[bytes], Any], want_scale: Callable[[], None],
+                 crashed: Callable[[Task, Seat], Optional[Result]]):
+        self.name = name
+        self.welcome = welcome  # the settings every worker is sent
+        self.seconds_timeout = seconds_timeout
+        self.tasks_max = tasks_max
+        self.loads = loads
+        self.want_scale = want_scale
+        self.crashed = crashed  # a task crashed too often: its result, or None if moved to a backup
+
+
+class Loop:
+    """See the module docstring."""
+
+    def __init__(self, sock: pynng.Socket, wakeup: Wakeup, board: Board, gate: Gate, store: ResultStore,
+                 fleet: Fleet, settings: Settings):
+        self.sock = sock
+        self.wakeup = wakeup
+        self.board = board
+        self.gate = gate
+        self.store = store
+        self.fleet = fleet
+        self.settings = settings
+        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._results: list[Result] = []  # resolved this turn, for pop()
+        self._callbacks: list[tuple[Task, Result]] = []  # resolved this turn, for a callback
+        self._moved: list[str] = []  # names of tasks moved to a backup controller this turn
+        self._next_heartbeat = 0.0
+        self.now = time.monotonic()
+
+    # ------------------------------------------------------------------ from other threads
+    def post(self, item: Any) -> None:
+        """Hand an event (a Task, or a tuple) to the loop thread and wake it. Never blocks."""
+        self.events.put(item)
+        self.wakeup.wake()
+
+    def on_connect(self, pipe: Any) -> None:
+        if not self.wakeup.owns(pipe):
+            self.post(("connect", pipe))
+
+    def on_remove(self, pipe: Any) -> None:
+        if pipe.id in self.wakeup.pipes:
+            self.wakeup.pipes.discard(pipe.id)
+        else:
+            self.post(("remove", pipe))
+
+    # ------------------------------------------------------------------ the thread
+    def run(self) -> None:
+        while True:
+            message = self._wait()
+            if message is STOP:
+                return
+            with self.board.lock:
+                try:
+                    if self._turn(message):
+                        return
+                except pynng.Closed:
+                    return
+                except Exception:  # never let one bad event stop the loop
+                    log.exception("%s: error in the controller loop", self.settings.name)
+            self._publish()
+
+    def _wait(self) -> Any:
+        """The first frame to arrive, or None (woken, or timed out)."""
+        self.now = time.monotonic()
+        if not self.events.empty():
+            return None
+        self.wakeup.sleeping = True
+        try:
+            return self.sock.recv_msg()
+        except pynng.Timeout:
+            return None
+        except pynng.Closed:
+            return STOP
+        finally:
+            self.wakeup.sent = False
+            self.wakeup.sleeping = False
+
+    def _turn(self, message: Any) -> bool:
+        """One turn with the board held; True when the loop must end."""
+        while message is not None:
+            if message.bytes:  # empty frames only wake the loop
+                self._frame(message.pipe, message.bytes)
+            try:
+                message = self.sock.recv_msg(block=False)
+            except pynng.TryAgain:
+                message = None
+        if self._events():
+            return True
+        self.board.dispatch()
+        self.now = now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._heartbeat(now)
+        self._collect()
+        return False
+
+    def _events(self) -> bool:
+        get = self.events.get_nowait
+        while True:
+            try:
+                item = get()
+            except queue.Empty:
+                return False
+            if item.__class__ is Task:
+                self.board.add(item)
+            elif item is STOP:
+                self._shutdown()
+                return True
+            elif item[0] == "connect":
+                self._connect(item[1])
+            elif item[0] == "remove":
+                self._remove(item[1])
+            elif item[0] == "cancel":
+                self.board.cancel(item[1])
+            del item  # keep no reference to the last event (e.g. a task's callback)
+
+    # ------------------------------------------------------------------ connections
+    def _connect(self, pipe: Any) -> None:
+        refused = self.gate.admit(pipe)
+        if refused:
+            log.warning("%s: rejected a peer (%s): %s", self.settings.name, peer(pipe), refused)
+            close(pipe)
+
+    def _remove(self, pipe: Any) -> None:
+        self.gate.forget(pipe.id)
+        seat, crashed = self.board.lost(pipe.id)
+        if seat is None:
+            return
+        if crashed:
+            self.fleet.count_crash(seat.instance)
+        if seat.leaving is None:
+            self.fleet.end(seat.instance)
+        self.settings.want_scale()
+
+    def _hello(self, pipe: Any, data: bytes) -> None:
+        hello, reason = self.gate.hello(pipe, data)
+        if hello is None:
+            if reason is None:  # a pipe already turned away, or closed before its connect event
+                log.debug("%s: dropped a frame from an unknown connection (%s)", self.settings.name, peer(pipe))
+            else:
+                log.warning("%s: rejected a peer (%s): %s", self.settings.name, peer(pipe), reason)
+            close(pipe)
+            return
+        instance = self.fleet.bind(hello.launch, hello.pid, hello.host)
+        worker_id = f"{self.settings.name}/{instance.slot if instance else '-'}/{hello.pid}"
+        seat = Seat(pipe.id, pipe, worker_id, hello.pid, hello.host, instance, self.settings.tasks_max, self.now)
+        if self.board.send(seat, P.encode(P.Welcome(worker_id, self.settings.welcome))):
+            self.board.join(seat)  # it gets tasks once it acknowledges the welcome
+            log.debug("%s: worker %s connected from %s", self.settings.name, worker_id, hello.host)
+
+    # ------------------------------------------------------------------ frames
+    def _frame(self, pipe: Any, data: bytes) -> None:
+        seat = self.board.seats.get(pipe.id)
+        if seat is None:
+            self._hello(pipe, data)
+            return
+        seat.heard = self.now
+        try:
+            frame = P.decode(data)
+            kind = type(frame)
+            if kind is P.Ack:
+                self.board.acknowledged(seat)
+            elif kind is P.Results:
+                self._results_in(seat, frame)  # type: ignore[arg-type]
+            elif kind is P.Started:
+                self.board.started(seat, frame.task_id)  # type: ignore[union-attr]
+            elif kind is P.Returned:
+                self.board.returned(seat, frame)  # type: ignore[arg-type]
+            elif kind is P.Goodbye:
+                self._goodbye(seat, frame.reason)  # type: ignore[union-attr]
+            elif kind is not P.Pong:
+                raise P.ProtocolError(f"a worker may not send {kind.__name__}")
+        except Exception as error:  # a worker that breaks the protocol is cut off; its tasks go back
+            log.warning("%s: protocol error from worker %s (%s): %s; closing its connection",
+                        self.settings.name, seat.id, peer(pipe), error)
+            close(pipe)
+
+    def _results_in(self, seat: Seat, frame: P.Results) -> None:
+        done = self.board.results(seat, frame.results)
+        if not done:
+            return
+        name, loads = self.settings.name, self.settings.loads
+        total = 0.0
+        errors = warned = 0
+        for task, record in done:
+            result = from_record(task, record, seat, name, loads)
+            total += record.seconds
+            errors += result.status != "success"
+            warned += len(record.warnings or ())
+            if task.callback is None:
+                self._results.append(result)
+            else:
+                self._callbacks.append((task, result))
+        self.fleet.count_results(seat.instance, len(done), total, errors, warned)
+        seat.average = next_average(seat.average, total / len(done))
+
+    def _goodbye(self, seat: Seat, reason: str) -> None:
+        self.board.goodbye(seat, reason)
+        self.fleet.end(seat.instance)
+        self.board.send(seat, P.encode(P.Quit()))
+        self.settings.want_scale()
+
+    # ------------------------------------------------------------------ upkeep
+    def _heartbeat(self, now: float) -> None:
+        """Ping every worker; cut off workers silent for seconds_timeout and strangers that never
+        said hello. Runs every seconds_timeout / 3."""
+        timeout = self.settings.seconds_timeout
+        self._next_heartbeat = now + timeout / 3
+        for seat in list(self.board.seats.values()):
+            if now - seat.heard > timeout:
+                log.warning("%s: worker %s sent nothing for %g s; dropping it", self.settings.name, seat.id, timeout)
+                close(seat.pipe)  # its tasks go back when NNG reports the pipe removed
+            elif not seat.inflight:  # a frame in flight gets an acknowledgement anyway
+                self.board.send(seat, P.encode(P.Ping()))
+        for pipe in self.gate.expired(now):
+            log.warning("%s: rejected a peer (%s): no hello within %g s", self.settings.name, peer(pipe), timeout)
+            close(pipe)
+
+    def _collect(self) -> None:
+        """Turn what the board resolved (cancels, exhausted crashes) into results."""
+        board, name = self.board, self.settings.name
+        while board.cancelled:
+            task, why, seat = board.cancelled.pop()
+            self._resolved(task, plain(task, "cancel", why, seat, name))
+        while board.exhausted:
+            task, seat = board.exhausted.pop()
+            result = self.settings.crashed(task, seat)
+            if result is None:
+                self._moved.append(task.name or "")
+            else:
+                self._resolved(task, result)
+
+    def _resolved(self, task: Task, result: Result) -> None:
+        (self._results.append(result) if task.callback is None else self._callbacks.append((task, result)))
+
+    def _publish(self) -> None:
+        """After the board is released: publish results, then run result callbacks."""
+        results, callbacks, moved = self._results, self._callbacks, self._moved
+        if not (results or callbacks or moved):
+            return
+        self._results, self._callbacks, self._moved = [], [], []
+        released = [(task.name or "", result.status) for task, result in callbacks]
+        released += [(name, None) for name in moved]
+        self.store.publish(results, released)
+        for task, result in callbacks:
+            callback, task.callback = task.callback, None
+            try:
+                callback(result)  # type: ignore[misc]
+            except Exception:
+                log.exception("%s: a result callback failed", self.settings.name)
+
+    def _shutdown(self) -> None:
+        for seat in list(self.board.seats.values()):
+            try:
+                seat.pipe.send(P.encode(P.Quit()))
+            except Exception:
+                pass
+        for task in self.board.clear():
+            self._resolved(task, plain(task, "cancel", "the controller was terminated before the task finished",
+                                       None, self.settings.name))
+        self._publish()
+
+
+def peer(pipe: Any) -> str:
+    try:
+        return f"{pipe.remote_address}"
+    except Exception:
+        return f"pipe {getattr(pipe, 'id', '?')}"
+
+
+def close(pipe: Any) -> None:
+    try:
+        pipe.close()
+    except Exception:
+        pass

@@ -1,0 +1,43 @@
+"""Results from what workers report: a worker's result record becomes a :class:`crew.Result`."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from .._protocol import ResultRecord
+from ..results import Result
+from .board import Seat
+from .task import Task
+
+__all__ = ["from_record", "plain"]
+
+
+def from_record(task: Task, record: ResultRecord, seat: Seat, controller: str,
+                loads: Callable[[bytes], Any]) -> Result:
+    """The result of a task that ran; ``loads`` deserializes its value or exception."""
+    status, error = record.status, record.error
+    value = exception = None
+    if record.payload is not None:
+        try:
+            if status == "success":
+                value = loads(record.payload)
+            else:
+                exception = loads(record.payload)
+        except Exception as caught:
+            if status == "success":
+                status = "error"
+                error = f"the task's result could not be deserialized here: {type(caught).__name__}: {caught}"
+    if exception is not None and record.trace and hasattr(exception, "add_note"):
+        try:
+            exception.add_note(f"Remote traceback (worker {seat.id}):\n{record.trace}")
+        except Exception:
+            pass
+    return Result(task.name or "", task.command, value, status, error, record.trace, record.warnings or [],
+                  record.seconds, task.seed, seat.id, seat.pid, seat.host, controller,
+                  exception if isinstance(exception, BaseException) else None)
+
+
+def plain(task: Task, status: str, error: Optional[str], seat: Optional[Seat], controller: str) -> Result:
+    """The result of a task resolved without running to its end (cancel, crash)."""
+    return Result(task.name or "", task.command, None, status, error, None, [], 0.0, task.seed,
+                  seat.id if seat else None, seat.pid if seat else None, seat.host if seat else None, controller)

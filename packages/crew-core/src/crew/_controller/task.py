@@ -1,0 +1,52 @@
+"""A task inside the controller, from push to resolution."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from .._protocol import TaskRecord
+from ..results import Result
+
+__all__ = ["Task", "ResultCallback"]
+
+ResultCallback = Callable[[Result], None]
+
+
+class Task:
+    """One pushed task: what the worker needs (``record()``) and what the controller tracks.
+
+    Built by the caller's thread (intake); from then on it belongs to the dispatch board (see
+    :mod:`crew._controller.board`) until it resolves.
+    """
+
+    __slots__ = ("id", "name", "command", "blob", "rest", "seed", "timeout", "crashes", "callback", "suspect")
+
+    def __init__(self, name: Optional[str], command: str, blob: bytes, rest: Optional[bytes],
+                 seed: Optional[int] = None, timeout: Optional[float] = None):
+        self.id = 0  # set when the result store reserves the task's name
+        self.name = name
+        self.command = command  # what the user pushed, as shown in results
+        self.blob = blob  # the serialized command
+        self.rest = rest  # the serialized (args, kwargs, data, globals), or None
+        self.seed = seed
+        self.timeout = timeout
+        self.crashes = 0  # how many times the task lost its worker
+        self.callback: Optional[ResultCallback] = None  # set: the result goes here, not to pop()
+        self.suspect = False  # its worker died holding it and others: it runs alone next
+
+    def record(self) -> TaskRecord:
+        return TaskRecord(self.id, self.blob, self.rest, self.seed, self.timeout)
+
+    @property
+    def size(self) -> int:
+        """Bytes of the task on the wire (roughly)."""
+        return len(self.blob) + (len(self.rest) if self.rest else 0)
+
+    def copy(self) -> Task:
+        """A fresh task with the same name, command, data and callback (for a backup controller)."""
+        moved = Task(self.name, self.command, self.blob, self.rest, self.seed, self.timeout)
+        moved.callback = self.callback
+        return moved
+
+    def __repr__(self) -> str:
+        return f"Task({self.id}, {self.name!r})"

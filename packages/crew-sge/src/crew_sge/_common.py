@@ -1,9 +1,9 @@
 """What the Grid Engine, LSF and PBS launchers and monitors share, written once.
 
 Script rendering, submission, cancelling and the secret file come from :mod:`crew.cluster`;
-this module adds the pieces these three schedulers have in common on top of it: the status
-command found next to the submit command, cancels that tolerate jobs which already ended, the
-monitors' rows and logs, and time formats.
+this module adds the pieces these three schedulers have in common on top of it: the options
+their launchers check alike, the status command found next to the submit command, cancels that
+tolerate jobs which already ended, the monitors' rows and logs, and time formats.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import posixpath
 import re
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from crew import SchedulerError
-from crew.cluster import ClusterMonitor
+from crew import SchedulerError, SettingError, validate
+from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, ClusterMonitor, megabytes
 
 __all__: list[str] = []
+
 
 def _hms(hours: float) -> str:
     """``HH:MM:SS`` for a possibly fractional number of hours (whole seconds, rounded up)."""
@@ -81,8 +82,69 @@ class _AsksAboutJobs:
         return list(getattr(local, "ids", [])) if local is not None else []
 
 
+def _positive(name: str, value: Any) -> float | None:
+    return validate.number(name, value, exclusive_minimum=True, allow_none=True)
+
+
+def _count(name: str, value: Any) -> int | None:
+    return cast("int | None", validate.integer(name, value, minimum=1, allow_none=True))
+
+
+def _word(name: str, value: Any) -> str | None:
+    return validate.text(name, value, allow_none=True, pattern=DIRECTIVE_VALUE)
+
+
+_CHECKS = {
+    "memory_gigabytes_limit": _positive,
+    "memory_gigabytes_required": _positive,
+    "walltime_hours": _positive,
+    "cores": _count,
+    "gpu": _count,
+    "cwd": _word,
+    "queue": _word,
+    "project": _word,
+    "account": _word,
+}
+"""How each launcher option is checked: a positive number, a whole number of at least 1, or one
+word that may go unquoted into a directive; None (the default) is always accepted."""
+
+
+class _SchedulerLauncher(_ToleratesEnded, ClusterLauncher):
+    """The launchers' common part: the options they check alike, and directive lines from them."""
+
+    memory_gigabytes_required: float | None
+    cores: int | None
+    queue: str | None
+    log_join: bool = False
+
+    def _set_options(self, **values: Any) -> None:
+        """Check each option (in the order given) as :data:`_CHECKS` says and keep it as an attribute."""
+        for name, value in values.items():
+            setattr(self, name, _CHECKS[name](name, value))
+
+    def _set_log_join(self, log_join: Any) -> None:
+        """``log_join``: standard error goes into the output log, so a separate ``log_error`` is an error."""
+        self.log_join = validate.flag("log_join", log_join)
+        if self.log_join and self.log_error is not None:
+            raise SettingError("log_error and log_join=True exclude each other: with log_join the errors go to log_output")
+
+    @staticmethod
+    def _flagged(*pairs: tuple[str, Any]) -> list[str]:
+        """The directive ``template.format(value)`` of each ``(template, value)`` whose value is given."""
+        return [template.format(value) for template, value in pairs if value is not None]
+
+
+def _megabytes(gigabytes: float | None) -> int | None:
+    """Whole megabytes in ``gigabytes`` (None for None)."""
+    return None if gigabytes is None else megabytes(gigabytes)
+
+
 class _SchedulerMonitor(_ToleratesEnded, ClusterMonitor):
     """The monitors' common part: rows in crew's columns, logs, and the launchers' log folder.
+
+    Arguments: those of :class:`crew.cluster.ClusterMonitor` (``job_name``, ``machine``,
+    ``command_cancel``, ``seconds_timeout``, ``script_directory``); the scheduler's other
+    commands are taken from the folder of ``command_cancel`` when that is a path.
 
     A subclass implements ``jobs()`` (passing its parsed rows, which carry their own ``state``, to
     :meth:`_rows`) and ``_log_paths(id)``.

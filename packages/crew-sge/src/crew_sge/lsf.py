@@ -9,17 +9,15 @@ from __future__ import annotations
 import collections
 import datetime
 import json
-import math
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import crew
 from crew import Queued, SchedulerError, validate
-from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, megabytes
+from crew._build import CLUSTER_DEFAULTS, controller_helper
 
-from ._common import _SchedulerMonitor, _sibling, _ToleratesEnded
+from ._common import _megabytes, _SchedulerLauncher, _SchedulerMonitor, _sibling
 
 __all__ = ["LsfLauncher", "LsfMonitor", "lsf_controller", "parse_bjobs", "parse_bjobs_json", "parse_job_id"]
 
@@ -124,7 +122,7 @@ def parse_bjobs_json(output: str) -> list[dict[str, Any]]:
     return [_record_row(record) for record in json.loads(output).get("RECORDS", [])]
 
 
-class LsfLauncher(_ToleratesEnded, ClusterLauncher):
+class LsfLauncher(_SchedulerLauncher):
     """Launch crew workers on LSF: one ``bsub < script`` of a ``#BSUB -J "name[1-n]"`` job array per round.
 
     Arguments (all optional):
@@ -150,6 +148,9 @@ class LsfLauncher(_ToleratesEnded, ClusterLauncher):
     log_pattern = "%J_%I"
     submit_stdin = True
     ended_pattern = re.compile(r"already finished|No matching job found|is not found")
+    cwd: str | None
+    memory_gigabytes_limit: float | None
+    project: str | None
 
     def __init__(
         self,
@@ -165,35 +166,24 @@ class LsfLauncher(_ToleratesEnded, ClusterLauncher):
         **options: Any,
     ):
         super().__init__(name=name, workers=workers, **options)
-        self.cwd = validate.text("cwd", cwd, allow_none=True, pattern=DIRECTIVE_VALUE)
-        self.memory_gigabytes_limit = validate.number(
-            "memory_gigabytes_limit", memory_gigabytes_limit, exclusive_minimum=True, allow_none=True
-        )
-        self.memory_gigabytes_required = validate.number(
-            "memory_gigabytes_required", memory_gigabytes_required, exclusive_minimum=True, allow_none=True
-        )
-        self.cores = validate.integer("cores", cores, minimum=1, allow_none=True)
-        self.queue = validate.text("queue", queue, allow_none=True, pattern=DIRECTIVE_VALUE)
-        self.project = validate.text("project", project, allow_none=True, pattern=DIRECTIVE_VALUE)
+        self._set_options(cwd=cwd, memory_gigabytes_limit=memory_gigabytes_limit,
+                          memory_gigabytes_required=memory_gigabytes_required,
+                          cores=cores, queue=queue, project=project)  # fmt: skip
 
     def _directives(self, n: int) -> list[str]:
         """``#BSUB`` options for a job array of ``n`` elements (1..n)."""
         lines = [f'-J "{self.job_name}[1-{n}]"', f"-o {self.log_path('output')}", f"-e {self.log_path('error')}"]
-        if self.cwd is not None:
-            lines.append(f"-cwd {self.cwd}")
-        if self.queue is not None:
-            lines.append(f"-q {self.queue}")
-        if self.project is not None:
-            lines.append(f"-P {self.project}")
-        if self.cores is not None:
-            lines.append(f"-n {self.cores}")
-        if self.memory_gigabytes_limit is not None:
-            lines.append(f"-M {megabytes(self.memory_gigabytes_limit)}MB")
-        sections = []
-        if self.memory_gigabytes_required is not None:
-            sections.append(f"rusage[mem={megabytes(self.memory_gigabytes_required)}MB]")
-        if self.cores is not None:
-            sections.append("span[hosts=1]")
+        lines += self._flagged(
+            ("-cwd {}", self.cwd),
+            ("-q {}", self.queue),
+            ("-P {}", self.project),
+            ("-n {}", self.cores),
+            ("-M {}MB", _megabytes(self.memory_gigabytes_limit)),
+        )
+        sections = self._flagged(
+            ("rusage[mem={}MB]", _megabytes(self.memory_gigabytes_required)),
+            ("span[hosts=1]", self.cores),
+        )
         if sections:
             lines.append(f'-R "{" ".join(sections)}"')
         return lines
@@ -227,13 +217,8 @@ class LsfLauncher(_ToleratesEnded, ClusterLauncher):
 class LsfMonitor(_SchedulerMonitor):
     """List, kill and read the logs of the user's crew jobs on LSF.
 
-    Arguments:
-        job_name: the prefix of crew's job names (default ``crew``).
-        machine: the plumbum machine that runs LSF's commands (default ``plumbum.local``).
-        command_cancel: the kill command (default ``bkill``); ``bjobs`` is taken from the same
-            folder when it is a path.
-        seconds_timeout: how long one command may take.
-        script_directory: where :meth:`log` looks for default logs of jobs LSF no longer lists.
+    Arguments: those of :class:`crew.cluster.ClusterMonitor` (the kill command ``command_cancel``
+    defaults to ``bkill``; ``bjobs`` is taken from its folder when it is a path), and
         json: read ``bjobs -o ... -json`` (LSF 10.1) instead of delimited text.
     """
 
@@ -279,50 +264,15 @@ class LsfMonitor(_SchedulerMonitor):
         return paths or self._default_logs(f"*_{job}_{index}.*")
 
 
-def lsf_controller(
-    name: str | None = None,
-    workers: int = 1,
-    host: str | None = None,
-    port: int | None = None,
-    tls: crew.TLS | None = None,
-    serializer: str | None = None,
-    profile: str | None = None,
-    seconds_interval: float = 0.25,
-    seconds_timeout: float = 60.0,
-    seconds_launch: float = 60.0,
-    seconds_idle: float = math.inf,
-    seconds_wall: float = math.inf,
-    tasks_max: float = math.inf,
-    tasks_timers: int = 0,
-    reset_globals: bool = True,
-    reset_modules: bool = False,
-    garbage_collection: bool = False,
-    python: str | None = None,
-    metrics: str | os.PathLike | None = None,
-    crashes_max: int = 5,
-    backup: crew.Controller | None = None,
-    *,
-    cwd: str | None = None,
-    log_output: str | None = None,
-    log_error: str | None = None,
-    memory_gigabytes_limit: float | None = None,
-    memory_gigabytes_required: float | None = None,
-    cores: int | None = None,
-    queue: str | None = None,
-    project: str | None = None,
-    job_name: str | None = None,
-    script_directory: str | os.PathLike | None = None,
-    script_lines: str | Sequence[str] | None = None,
-    extra_directives: str | Sequence[str] | None = None,
-    command_submit: str | Sequence[str] = "bsub",
-    command_cancel: str | Sequence[str] = "bkill",
-    machine: Any = None,
-    seconds_status: float = 2.0,
-) -> crew.Controller:
-    """A validated controller (not started) whose workers run as LSF job arrays.
+lsf_controller = controller_helper(
+    LsfLauncher,
+    name="lsf_controller",
+    defaults=CLUSTER_DEFAULTS,
+    doc="""A validated controller (not started) whose workers run as LSF job arrays.
 
     ``host`` is the address the workers dial back to (default: this machine's first address that
-    is not loopback). The first arguments are those of ``crew_local.local_controller``; the LSF
-    options are those of :class:`LsfLauncher`.
-    """
-    return crew.build_controller(LsfLauncher, **locals())
+    is not loopback; the compute nodes must reach it). The first arguments are those of
+    ``crew_local.local_controller``; the LSF options, keyword-only, are those of
+    :class:`crew_sge.LsfLauncher`. Start it with ``controller.start()`` or a ``with`` block.
+    """,
+)

@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import collections
 import json
-import math
-import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
-import crew
-from crew import Queued, SchedulerError, SettingError, validate
-from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, megabytes
+from crew import Queued, SchedulerError, validate
+from crew._build import CLUSTER_DEFAULTS, controller_helper
 
-from ._common import (
-    _AsksAboutJobs,
-    _hms,
-    _parse_ctime,
-    _SchedulerMonitor,
-    _sibling,
-    _ToleratesEnded,
-)
+from ._common import _AsksAboutJobs, _hms, _megabytes, _parse_ctime, _SchedulerLauncher, _SchedulerMonitor, _sibling
 
 __all__ = ["PbsLauncher", "PbsMonitor", "job_rows", "parse_job_id", "parse_qstat_full", "parse_qstat_json", "pbs_controller"]
 
@@ -139,7 +129,7 @@ def job_rows(jobs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-class PbsLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
+class PbsLauncher(_AsksAboutJobs, _SchedulerLauncher):
     """Launch crew workers on PBS Pro / OpenPBS or TORQUE: one ``qsub`` of an array job per round.
 
     Arguments (all optional):
@@ -166,6 +156,8 @@ class PbsLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
     default_submit = "qsub"
     default_cancel = "qdel"
     ended_pattern = re.compile(r"Job has finished|Unknown Job Id")
+    walltime_hours: float | None
+    account: str | None
 
     def __init__(
         self,
@@ -182,16 +174,9 @@ class PbsLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
         **options: Any,
     ):
         super().__init__(name=name, workers=workers, **options)
-        self.log_join = validate.flag("log_join", log_join)
-        if self.log_join and self.log_error is not None:
-            raise SettingError("log_error and log_join=True exclude each other: with log_join the errors go to log_output")
-        self.memory_gigabytes_required = validate.number(
-            "memory_gigabytes_required", memory_gigabytes_required, exclusive_minimum=True, allow_none=True
-        )
-        self.cores = validate.integer("cores", cores, minimum=1, allow_none=True)
-        self.walltime_hours = validate.number("walltime_hours", walltime_hours, exclusive_minimum=True, allow_none=True)
-        self.queue = validate.text("queue", queue, allow_none=True, pattern=DIRECTIVE_VALUE)
-        self.account = validate.text("account", account, allow_none=True, pattern=DIRECTIVE_VALUE)
+        self._set_log_join(log_join)
+        self._set_options(memory_gigabytes_required=memory_gigabytes_required, cores=cores,
+                          walltime_hours=walltime_hours, queue=queue, account=account)  # fmt: skip
         self.torque = validate.flag("torque", torque)
 
     def log_path(self, stream: str) -> str:
@@ -208,22 +193,15 @@ class PbsLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
             lines.append(f"-J 1-{n}")
         lines += [f"-S {self.shell}", f"-o {self.log_path('output')}"]
         lines.append("-j oe" if self.log_join else f"-e {self.log_path('error')}")
-        if self.queue is not None:
-            lines.append(f"-q {self.queue}")
-        if self.account is not None:
-            lines.append(f"-A {self.account}")
-        memory = None if self.memory_gigabytes_required is None else f"{megabytes(self.memory_gigabytes_required)}mb"
+        lines += self._flagged(("-q {}", self.queue), ("-A {}", self.account))
+        memory = _megabytes(self.memory_gigabytes_required)
         if self.torque:
-            if self.cores is not None:
-                lines.append(f"-l nodes=1:ppn={self.cores}")
-            if memory is not None:
-                lines.append(f"-l mem={memory}")
+            lines += self._flagged(("-l nodes=1:ppn={}", self.cores), ("-l mem={}mb", memory))
         elif self.cores is not None or memory is not None:
-            chunk = "1" + (f":ncpus={self.cores}" if self.cores is not None else "") + (f":mem={memory}" if memory else "")
+            chunk = "1" + "".join(self._flagged((":ncpus={}", self.cores), (":mem={}mb", memory)))
             lines.append(f"-l select={chunk}")
-        if self.walltime_hours is not None:
-            lines.append(f"-l walltime={_hms(self.walltime_hours)}")
-        return lines
+        walltime = None if self.walltime_hours is None else _hms(self.walltime_hours)
+        return lines + self._flagged(("-l walltime={}", walltime))
 
     def _parse_job_id(self, output: str) -> str:
         return parse_job_id(output)
@@ -266,13 +244,8 @@ class PbsLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
 class PbsMonitor(_SchedulerMonitor):
     """List, delete and read the logs of the user's crew jobs on PBS Pro / OpenPBS or TORQUE.
 
-    Arguments:
-        job_name: the prefix of crew's job names (default ``crew``).
-        machine: the plumbum machine that runs PBS's commands (default ``plumbum.local``).
-        command_cancel: the delete command (default ``qdel``); ``qstat`` is taken from the same
-            folder when it is a path.
-        seconds_timeout: how long one command may take.
-        script_directory: where :meth:`log` looks for default logs of jobs that left the queue.
+    Arguments: those of :class:`crew.cluster.ClusterMonitor` (the delete command ``command_cancel``
+    defaults to ``qdel``; ``qstat`` is taken from its folder when it is a path), and
         torque: read TORQUE's ``qstat -f`` text instead of PBS Pro's JSON.
         history: PBS Pro only: also list finished jobs (``qstat -x``; needs the server's job history).
     """
@@ -319,51 +292,15 @@ class PbsMonitor(_SchedulerMonitor):
         return self._default_logs(f"*.[oe]{number.group(1) if number else id}{tail}")
 
 
-def pbs_controller(
-    name: str | None = None,
-    workers: int = 1,
-    host: str | None = None,
-    port: int | None = None,
-    tls: crew.TLS | None = None,
-    serializer: str | None = None,
-    profile: str | None = None,
-    seconds_interval: float = 0.25,
-    seconds_timeout: float = 60.0,
-    seconds_launch: float = 60.0,
-    seconds_idle: float = math.inf,
-    seconds_wall: float = math.inf,
-    tasks_max: float = math.inf,
-    tasks_timers: int = 0,
-    reset_globals: bool = True,
-    reset_modules: bool = False,
-    garbage_collection: bool = False,
-    python: str | None = None,
-    metrics: str | os.PathLike | None = None,
-    crashes_max: int = 5,
-    backup: crew.Controller | None = None,
-    *,
-    log_output: str | None = None,
-    log_error: str | None = None,
-    log_join: bool = False,
-    memory_gigabytes_required: float | None = None,
-    cores: int | None = None,
-    walltime_hours: float | None = None,
-    queue: str | None = None,
-    account: str | None = None,
-    torque: bool = False,
-    job_name: str | None = None,
-    script_directory: str | os.PathLike | None = None,
-    script_lines: str | Sequence[str] | None = None,
-    extra_directives: str | Sequence[str] | None = None,
-    command_submit: str | Sequence[str] = "qsub",
-    command_cancel: str | Sequence[str] = "qdel",
-    machine: Any = None,
-    seconds_status: float = 2.0,
-) -> crew.Controller:
-    """A validated controller (not started) whose workers run as PBS Pro / OpenPBS or TORQUE jobs.
+pbs_controller = controller_helper(
+    PbsLauncher,
+    name="pbs_controller",
+    defaults=CLUSTER_DEFAULTS,
+    doc="""A validated controller (not started) whose workers run as PBS Pro / OpenPBS or TORQUE jobs.
 
     ``host`` is the address the workers dial back to (default: this machine's first address that
-    is not loopback). The first arguments are those of ``crew_local.local_controller``; the PBS
-    options are those of :class:`PbsLauncher`.
-    """
-    return crew.build_controller(PbsLauncher, **locals())
+    is not loopback; the compute nodes must reach it). The first arguments are those of
+    ``crew_local.local_controller``; the PBS options, keyword-only, are those of
+    :class:`crew_sge.PbsLauncher`. Start it with ``controller.start()`` or a ``with`` block.
+    """,
+)

@@ -7,24 +7,17 @@ reads ``qstat -xml`` for queued and running jobs and ``qacct -j`` for finished o
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import re
 from collections.abc import Sequence
 from typing import Any
 from xml.etree import ElementTree
 
-import crew
-from crew import Queued, SchedulerError, SettingError, validate
-from crew.cluster import DIRECTIVE_VALUE, ClusterLauncher, array_indices, megabytes
+from crew import Queued, SchedulerError, validate
+from crew._build import CLUSTER_DEFAULTS, controller_helper
+from crew.cluster import DIRECTIVE_VALUE, array_indices
 
-from ._common import (
-    _AsksAboutJobs,
-    _parse_ctime,
-    _SchedulerMonitor,
-    _sibling,
-    _ToleratesEnded,
-)
+from ._common import _AsksAboutJobs, _megabytes, _parse_ctime, _SchedulerLauncher, _SchedulerMonitor, _sibling
 
 __all__ = ["SgeLauncher", "SgeMonitor", "parse_job_id", "parse_qacct", "parse_qstat_xml", "sge_controller"]
 
@@ -135,7 +128,7 @@ def _monitor_state(raw: str) -> str:
     return "running"  # r, t, R (restarted), s/S/T (suspended)
 
 
-class SgeLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
+class SgeLauncher(_AsksAboutJobs, _SchedulerLauncher):
     """Launch crew workers on Grid Engine: one ``qsub -terse`` of a ``#$ -t 1-n`` array job per round.
 
     Arguments (all optional):
@@ -164,6 +157,9 @@ class SgeLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
     default_cancel = "qdel"
     log_pattern = "$JOB_ID.$TASK_ID"
     ended_pattern = re.compile(r"does not exist|is already in deletion")
+    memory_gigabytes_limit: float | None
+    project: str | None
+    gpu: int | None
 
     def __init__(
         self,
@@ -182,24 +178,11 @@ class SgeLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
         **options: Any,
     ):
         super().__init__(name=name, workers=workers, **options)
-        if isinstance(cwd, bool):
-            self.cwd: bool | str = cwd
-        else:
-            self.cwd = validate.text("cwd", cwd, pattern=DIRECTIVE_VALUE)
+        self.cwd: bool | str = cwd if isinstance(cwd, bool) else validate.text("cwd", cwd, pattern=DIRECTIVE_VALUE)
         self.envvars = validate.flag("envvars", envvars)
-        self.log_join = validate.flag("log_join", log_join)
-        if self.log_join and self.log_error is not None:
-            raise SettingError("log_error and log_join=True exclude each other: with log_join the errors go to log_output")
-        self.memory_gigabytes_limit = validate.number(
-            "memory_gigabytes_limit", memory_gigabytes_limit, exclusive_minimum=True, allow_none=True
-        )
-        self.memory_gigabytes_required = validate.number(
-            "memory_gigabytes_required", memory_gigabytes_required, exclusive_minimum=True, allow_none=True
-        )
-        self.cores = validate.integer("cores", cores, minimum=1, allow_none=True)
-        self.gpu = validate.integer("gpu", gpu, minimum=1, allow_none=True)
-        self.queue = validate.text("queue", queue, allow_none=True, pattern=DIRECTIVE_VALUE)
-        self.project = validate.text("project", project, allow_none=True, pattern=DIRECTIVE_VALUE)
+        self._set_log_join(log_join)
+        self._set_options(memory_gigabytes_limit=memory_gigabytes_limit, memory_gigabytes_required=memory_gigabytes_required,
+                          cores=cores, gpu=gpu, queue=queue, project=project)  # fmt: skip
 
     def _directives(self, n: int) -> list[str]:
         """``#$`` options for an array of ``n`` workers (tasks 1..n)."""
@@ -211,19 +194,14 @@ class SgeLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
             lines.append(f"-wd {self.cwd}")
         if self.envvars:
             lines.append("-V")
-        if self.queue is not None:
-            lines.append(f"-q {self.queue}")
-        if self.project is not None:
-            lines.append(f"-P {self.project}")
-        if self.cores is not None:
-            lines.append(f"-pe smp {self.cores}")
-        if self.memory_gigabytes_limit is not None:
-            lines.append(f"-l h_rss={megabytes(self.memory_gigabytes_limit)}M")
-        if self.memory_gigabytes_required is not None:
-            lines.append(f"-l m_mem_free={megabytes(self.memory_gigabytes_required)}M")
-        if self.gpu is not None:
-            lines.append(f"-l gpu={self.gpu}")
-        return lines
+        return lines + self._flagged(
+            ("-q {}", self.queue),
+            ("-P {}", self.project),
+            ("-pe smp {}", self.cores),
+            ("-l h_rss={}M", _megabytes(self.memory_gigabytes_limit)),
+            ("-l m_mem_free={}M", _megabytes(self.memory_gigabytes_required)),
+            ("-l gpu={}", self.gpu),
+        )
 
     def _submit_arguments(self, script: str) -> list[str]:
         return ["-terse", script]
@@ -262,13 +240,8 @@ class SgeLauncher(_AsksAboutJobs, _ToleratesEnded, ClusterLauncher):
 class SgeMonitor(_SchedulerMonitor):
     """List, delete and read the logs of the user's crew jobs on Grid Engine.
 
-    Arguments:
-        job_name: the prefix of crew's job names (default ``crew``).
-        machine: the plumbum machine that runs Grid Engine's commands (default ``plumbum.local``).
-        command_cancel: the delete command (default ``qdel``); ``qstat`` and ``qacct`` are taken
-            from the same folder when it is a path.
-        seconds_timeout: how long one command may take.
-        script_directory: where :meth:`log` looks for default logs of jobs that left the queue.
+    Arguments: those of :class:`crew.cluster.ClusterMonitor` (the delete command ``command_cancel``
+    defaults to ``qdel``; ``qstat`` and ``qacct`` are taken from its folder when it is a path), and
         accounting: also list finished jobs from ``qacct``: True, False, or None (the default) to
             use it when it answers.
     """
@@ -330,53 +303,15 @@ class SgeMonitor(_SchedulerMonitor):
         return paths or self._default_logs(f"*_{job}.{task}.*")
 
 
-def sge_controller(
-    name: str | None = None,
-    workers: int = 1,
-    host: str | None = None,
-    port: int | None = None,
-    tls: crew.TLS | None = None,
-    serializer: str | None = None,
-    profile: str | None = None,
-    seconds_interval: float = 0.25,
-    seconds_timeout: float = 60.0,
-    seconds_launch: float = 60.0,
-    seconds_idle: float = math.inf,
-    seconds_wall: float = math.inf,
-    tasks_max: float = math.inf,
-    tasks_timers: int = 0,
-    reset_globals: bool = True,
-    reset_modules: bool = False,
-    garbage_collection: bool = False,
-    python: str | None = None,
-    metrics: str | os.PathLike | None = None,
-    crashes_max: int = 5,
-    backup: crew.Controller | None = None,
-    *,
-    cwd: bool | str = True,
-    envvars: bool = False,
-    log_output: str | None = None,
-    log_error: str | None = None,
-    log_join: bool = False,
-    memory_gigabytes_limit: float | None = None,
-    memory_gigabytes_required: float | None = None,
-    cores: int | None = None,
-    gpu: int | None = None,
-    queue: str | None = None,
-    project: str | None = None,
-    job_name: str | None = None,
-    script_directory: str | os.PathLike | None = None,
-    script_lines: str | Sequence[str] | None = None,
-    extra_directives: str | Sequence[str] | None = None,
-    command_submit: str | Sequence[str] = "qsub",
-    command_cancel: str | Sequence[str] = "qdel",
-    machine: Any = None,
-    seconds_status: float = 2.0,
-) -> crew.Controller:
-    """A validated controller (not started) whose workers run as Grid Engine array jobs.
+sge_controller = controller_helper(
+    SgeLauncher,
+    name="sge_controller",
+    defaults=CLUSTER_DEFAULTS,
+    doc="""A validated controller (not started) whose workers run as Grid Engine array jobs.
 
     ``host`` is the address the workers dial back to (default: this machine's first address that
     is not loopback; the compute nodes must reach it). The first arguments are those of
-    ``crew_local.local_controller``; the Grid Engine options are those of :class:`SgeLauncher`.
-    """
-    return crew.build_controller(SgeLauncher, **locals())
+    ``crew_local.local_controller``; the Grid Engine options, keyword-only, are those of
+    :class:`crew_sge.SgeLauncher`. Start it with ``controller.start()`` or a ``with`` block.
+    """,
+)

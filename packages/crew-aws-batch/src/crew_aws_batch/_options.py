@@ -6,10 +6,9 @@ Everything here is a pure function of its arguments, so the exact requests are u
 from __future__ import annotations
 
 import copy
-import math
 import re
+import types
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from crew import validate
@@ -31,37 +30,25 @@ _EKS_OVERRIDE_KEYS = ("podProperties", "metadata")
 _RETRY_KEYS = ("attempts", "evaluateOnExit")
 
 
-@dataclass(frozen=True)
-class _Options:
-    """The validated AWS Batch options of one launcher."""
+class _Options(types.SimpleNamespace):
+    """The validated AWS Batch options of one launcher, as the request builders read them.
 
-    job_queue: str
-    job_definition: str
-    job_name: str | None = None
-    cpus: float | None = None
-    gpus: int | None = None
-    memory_mebibytes: int | None = None
-    environment: Mapping[str, str] | None = None
-    tags: Mapping[str, str] | None = None
-    propagate_tags: bool | None = None
-    share_identifier: str | None = None
-    scheduling_priority_override: int | None = None
-    parameters: Mapping[str, str] | None = None
-    retry_strategy: Mapping[str, Any] | None = None
-    timeout: int | None = None
-    container_overrides: Mapping[str, Any] | None = None
-    node_overrides: Mapping[str, Any] | None = None
-    eks_properties_override: Mapping[str, Any] | None = None
+    :class:`crew_aws_batch.AwsBatchLauncher` declares and validates each option, once, and keeps
+    the results here; nothing may change them afterwards.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"the options of a launcher are read-only: cannot set {name}")
 
 
 def _memory_mebibytes(memory_gigabytes: Any, memory_mebibytes: Any) -> int | None:
-    """The memory request in whole MiB from either option (1 gigabyte = 1024 MiB, rounded up)."""
+    """The memory request in whole MiB from either option (:func:`crew.validate.megabytes`)."""
     gigabytes = validate.number("memory_gigabytes", memory_gigabytes, allow_none=True, exclusive_minimum=True)
     mebibytes = validate.integer("memory_mebibytes", memory_mebibytes, minimum=1, allow_none=True)
     if gigabytes is not None and mebibytes is not None:
         raise SettingError("give memory_gigabytes or memory_mebibytes, not both")
     if gigabytes is not None:
-        return int(math.ceil(gigabytes * 1024))
+        return validate.megabytes(gigabytes)
     return mebibytes
 
 
@@ -91,50 +78,31 @@ def _environment_names(entries: Any, name: str) -> list[str]:
     return [entry["name"] for entry in entries]
 
 
-def _validate_options(
-    job_queue: Any,
-    job_definition: Any,
-    *,
-    job_name: Any = None,
-    cpus: Any = None,
-    gpus: Any = None,
-    memory_gigabytes: Any = None,
-    memory_mebibytes: Any = None,
-    environment: Any = None,
-    tags: Any = None,
-    propagate_tags: Any = None,
-    share_identifier: Any = None,
-    scheduling_priority_override: Any = None,
-    parameters: Any = None,
-    retry_strategy: Any = None,
-    timeout: Any = None,
-    container_overrides: Any = None,
-    node_overrides: Any = None,
-    eks_properties_override: Any = None,
-) -> _Options:
-    """Check every AWS Batch option of a launcher; raise :class:`crew.SettingError` naming the bad one."""
-    job_queue = validate.text("job_queue", job_queue)
-    job_definition = validate.text("job_definition", job_definition)
+def _job_name_option(job_name: Any) -> str | None:
+    """``job_name``: None, or a prefix with at least one letter or digit."""
     job_name = validate.text("job_name", job_name, allow_none=True)
     if job_name is not None and not _sanitise_name(job_name, strict=False):
         raise SettingError(f"job_name must contain a letter or digit, not {job_name!r}")
-    cpus = validate.number("cpus", cpus, allow_none=True, exclusive_minimum=True)
-    gpus = validate.integer("gpus", gpus, minimum=1, allow_none=True)
-    memory = _memory_mebibytes(memory_gigabytes, memory_mebibytes)
+    return job_name
+
+
+def _environment(environment: Any) -> dict | None:
+    """``environment``: string variables, none of which crew sets itself."""
     environment = validate.mapping("environment", environment, values=str)
     _check_reserved("environment", list(environment or {}))
+    return environment
+
+
+def _tags(tags: Any) -> dict | None:
+    """``tags``: at most 50 string tags."""
     tags = validate.mapping("tags", tags, values=str)
     if tags is not None and len(tags) > 50:
         raise SettingError(f"tags may hold at most 50 tags, not {len(tags)}")
-    if propagate_tags is not None:
-        propagate_tags = validate.flag("propagate_tags", propagate_tags)
-    share_identifier = validate.text("share_identifier", share_identifier, allow_none=True)
-    scheduling_priority_override = validate.integer(
-        "scheduling_priority_override", scheduling_priority_override, minimum=0, maximum=9999, allow_none=True
-    )
-    parameters = validate.mapping("parameters", parameters, values=str)
-    retry_strategy = _retry_strategy(retry_strategy)
-    timeout = validate.integer("timeout", timeout, minimum=60, allow_none=True)
+    return tags
+
+
+def _overrides(container_overrides: Any, node_overrides: Any, eks_properties_override: Any) -> dict[str, Any]:
+    """The three override structures (copied), of which at most one may be given."""
     container_overrides = validate.mapping("container_overrides", container_overrides)
     _check_keys("container_overrides", container_overrides, _CONTAINER_OVERRIDE_KEYS)
     if container_overrides is not None:
@@ -144,15 +112,12 @@ def _validate_options(
     _check_keys("node_overrides", node_overrides, _NODE_OVERRIDE_KEYS)
     eks_properties_override = validate.mapping("eks_properties_override", eks_properties_override)
     _check_keys("eks_properties_override", eks_properties_override, _EKS_OVERRIDE_KEYS)
-    chosen = [
-        name
-        for name, value in (
-            ("container_overrides", container_overrides),
-            ("node_overrides", node_overrides),
-            ("eks_properties_override", eks_properties_override),
-        )
-        if value is not None
-    ]
+    given = {
+        "container_overrides": container_overrides,
+        "node_overrides": node_overrides,
+        "eks_properties_override": eks_properties_override,
+    }
+    chosen = [name for name, value in given.items() if value is not None]
     if len(chosen) > 1:
         raise SettingError(
             "give at most one of container_overrides, node_overrides, eks_properties_override, "
@@ -166,25 +131,7 @@ def _validate_options(
         targets = node_overrides.get("nodePropertyOverrides", [])
         if not isinstance(targets, list) or not all(isinstance(item, Mapping) for item in targets):
             raise SettingError("node_overrides['nodePropertyOverrides'] must be a list of dicts")
-    return _Options(
-        job_queue=job_queue,
-        job_definition=job_definition,
-        job_name=job_name,
-        cpus=cpus,
-        gpus=gpus,
-        memory_mebibytes=memory,
-        environment=environment,
-        tags=tags,
-        propagate_tags=propagate_tags,
-        share_identifier=share_identifier,
-        scheduling_priority_override=scheduling_priority_override,
-        parameters=parameters,
-        retry_strategy=retry_strategy,
-        timeout=timeout,
-        container_overrides=copy.deepcopy(container_overrides),
-        node_overrides=copy.deepcopy(node_overrides),
-        eks_properties_override=copy.deepcopy(eks_properties_override),
-    )
+    return copy.deepcopy(given)
 
 
 def _retry_strategy(value: Any) -> dict[str, Any] | None:

@@ -10,12 +10,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crew import validate
 from crew.errors import SchedulerError
 from crew.launcher import Launcher, Queued
-from crew.tls import TLS
 
 from ._aws import _DESCRIBE_CHUNK, _chunks, _Connection, _unique
-from ._options import _job_name, _Options, _split, _submit_request, _validate_options
+from ._options import (
+    _environment,
+    _job_name,
+    _job_name_option,
+    _memory_mebibytes,
+    _Options,
+    _overrides,
+    _retry_strategy,
+    _split,
+    _submit_request,
+    _tags,
+)
 
 __all__ = ["AwsBatchLauncher", "AwsBatchHandle", "WAITING_STATUSES", "ACTIVE_STATUSES"]
 
@@ -57,8 +68,9 @@ class AwsBatchLauncher(Launcher):
     The container runs the worker's command (``containerOverrides.command``, split into words);
     the controller's secret reaches it through ``containerOverrides.environment`` only.
 
-    Arguments: the common launcher arguments of :class:`crew.Launcher` (``python`` is the
-    interpreter inside the container, default ``python3``) and, keyword-only:
+    Every option is declared here, once, and validated here, once; ``aws_batch_controller`` takes
+    them all. Arguments: the common launcher arguments of :class:`crew.Launcher` (``python`` is
+    the interpreter inside the container, default ``python3``) and, keyword-only:
         job_queue, job_definition: name or ARN of the queue and of the job definition (required).
         region, endpoint_url: the AWS region and an optional endpoint (default: boto3's own lookup).
         aws_profile: a profile of the AWS config files; aws_credentials: a dict with
@@ -79,16 +91,6 @@ class AwsBatchLauncher(Launcher):
         self,
         name: str | None = None,
         workers: int = 1,
-        seconds_interval: float = 0.25,
-        seconds_timeout: float = 60.0,
-        seconds_launch: float = 60.0,
-        seconds_idle: float = math.inf,
-        seconds_wall: float = math.inf,
-        tasks_max: int | float = math.inf,
-        tasks_timers: int = 0,
-        tls: TLS | None = None,
-        python: str | None = None,
-        metrics: str | None = None,
         *,
         job_queue: str,
         job_definition: str,
@@ -112,48 +114,33 @@ class AwsBatchLauncher(Launcher):
         node_overrides: Mapping[str, Any] | None = None,
         eks_properties_override: Mapping[str, Any] | None = None,
         job_name: str | None = None,
+        python: str | None = None,
+        **options: Any,
     ):
-        super().__init__(
-            name=name,
-            workers=workers,
-            seconds_interval=seconds_interval,
-            seconds_timeout=seconds_timeout,
-            seconds_launch=seconds_launch,
-            seconds_idle=seconds_idle,
-            seconds_wall=seconds_wall,
-            tasks_max=tasks_max,
-            tasks_timers=tasks_timers,
-            tls=tls,
-            python=python if python is not None else "python3",
-            metrics=metrics,
-        )
-        self.options: _Options = _validate_options(
-            job_queue,
-            job_definition,
-            job_name=job_name,
-            cpus=cpus,
-            gpus=gpus,
-            memory_gigabytes=memory_gigabytes,
-            memory_mebibytes=memory_mebibytes,
-            environment=environment,
-            tags=tags,
-            propagate_tags=propagate_tags,
-            share_identifier=share_identifier,
-            scheduling_priority_override=scheduling_priority_override,
-            parameters=parameters,
-            retry_strategy=retry_strategy,
-            timeout=timeout,
-            container_overrides=container_overrides,
-            node_overrides=node_overrides,
-            eks_properties_override=eks_properties_override,
+        super().__init__(name=name, workers=workers, python="python3" if python is None else python, **options)
+        self.options = _Options(
+            job_queue=validate.text("job_queue", job_queue),
+            job_definition=validate.text("job_definition", job_definition),
+            job_name=_job_name_option(job_name),
+            cpus=validate.number("cpus", cpus, allow_none=True, exclusive_minimum=True),
+            gpus=validate.integer("gpus", gpus, minimum=1, allow_none=True),
+            memory_mebibytes=_memory_mebibytes(memory_gigabytes, memory_mebibytes),
+            environment=_environment(environment),
+            tags=_tags(tags),
+            propagate_tags=None if propagate_tags is None else validate.flag("propagate_tags", propagate_tags),
+            share_identifier=validate.text("share_identifier", share_identifier, allow_none=True),
+            scheduling_priority_override=validate.integer(
+                "scheduling_priority_override", scheduling_priority_override, minimum=0, maximum=9999, allow_none=True
+            ),
+            parameters=validate.mapping("parameters", parameters, values=str),
+            retry_strategy=_retry_strategy(retry_strategy),
+            timeout=validate.integer("timeout", timeout, minimum=60, allow_none=True),
+            **_overrides(container_overrides, node_overrides, eks_properties_override),
         )
         self.connection = _Connection(
-            region=region,
-            endpoint_url=endpoint_url,
-            aws_profile=aws_profile,
-            aws_credentials=aws_credentials,
+            region=region, endpoint_url=endpoint_url, aws_profile=aws_profile, aws_credentials=aws_credentials,
             seconds_timeout=self.seconds_timeout,
-        )
+        )  # fmt: skip
         self.jobs: dict[str, AwsBatchHandle] = {}
         """The jobs submitted so far, by scaling round (launch id)."""
         self._lock = threading.Lock()

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import SettingError
 
-__all__ = ["number", "integer", "text", "choice", "flag", "strings", "mapping", "path"]
+__all__ = ["number", "integer", "text", "choice", "flag", "strings", "mapping", "path", "megabytes"]
 
 
 def _fail(name: str, allowed: str, value: Any) -> SettingError:
@@ -139,6 +139,16 @@ def path(name: str, value: Any, *, allow_none: bool = False) -> str | None:
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         raise _fail(name, "a path (str or os.PathLike)" + (" or None" if allow_none else ""), value)
     return os.path.abspath(os.path.expanduser(os.fspath(value)))
+
+
+def megabytes(gigabytes: float) -> int:
+    """Whole megabytes (MiB, rounded up) in a possibly fractional number of gigabytes (1 GB = 1024 MB).
+
+    The one conversion every plugin uses (``--mem``, ``-l h_vmem``, AWS ``MEMORY`` ...). The product
+    is rounded to 6 decimals before rounding up, so float noise adds nothing: ``3*0.1*10`` GB is
+    3072 MB, not 3073; a real fraction of a megabyte still counts as a whole one.
+    """
+    return math.ceil(round(gigabytes * 1024, 6))
 
 
 def _describe(minimum, maximum, allow_none, allow_inf, exclusive, kind) -> str:

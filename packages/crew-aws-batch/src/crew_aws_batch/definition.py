@@ -97,14 +97,28 @@ class AwsBatchDefinition:
         extra = validate.mapping("container_properties", container_properties)
         if platforms and "FARGATE" in platforms and execution_role_arn is None:
             raise SettingError("platform_capabilities=['FARGATE'] needs execution_role_arn")
+        properties = self._container_properties(image, cpus, memory, gpus, extra)
+        optional = {"command": command, "environment": _environment_list(environment) if environment else None,
+                    "jobRoleArn": job_role_arn, "executionRoleArn": execution_role_arn}  # fmt: skip
+        properties.update({key: value for key, value in optional.items() if value is not None})
+        request: dict[str, Any] = {
+            "jobDefinitionName": self.job_definition,
+            "type": "container",
+            "containerProperties": properties,
+        }
+        return _with_request_options(request, platforms, timeout, tags, propagate_tags, parameters, retry)
 
+    def _container_properties(
+        self, image: str, cpus: float, memory: int, gpus: int | None, extra: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """``extra`` (copied) with the image, resources and the awslogs configuration into :attr:`log_group`."""
         requirements = [
             {"type": "VCPU", "value": _number_text(cpus)},
             {"type": "MEMORY", "value": str(memory)},
         ]
         if gpus is not None:
             requirements.append({"type": "GPU", "value": str(gpus)})
-        properties: dict[str, Any] = copy.deepcopy(extra or {})
+        properties: dict[str, Any] = copy.deepcopy(dict(extra or {}))
         properties.update(
             {
                 "image": image,
@@ -112,32 +126,7 @@ class AwsBatchDefinition:
                 "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": self.log_group}},
             }
         )
-        if command is not None:
-            properties["command"] = command
-        if environment:
-            properties["environment"] = _environment_list(environment)
-        if job_role_arn is not None:
-            properties["jobRoleArn"] = job_role_arn
-        if execution_role_arn is not None:
-            properties["executionRoleArn"] = execution_role_arn
-        request: dict[str, Any] = {
-            "jobDefinitionName": self.job_definition,
-            "type": "container",
-            "containerProperties": properties,
-        }
-        if platforms:
-            request["platformCapabilities"] = list(platforms)
-        if timeout is not None:
-            request["timeout"] = {"attemptDurationSeconds": timeout}
-        if tags is not None:
-            request["tags"] = tags
-        if propagate_tags is not None:
-            request["propagateTags"] = propagate_tags
-        if parameters is not None:
-            request["parameters"] = parameters
-        if retry is not None:
-            request["retryStrategy"] = retry
-        return request
+        return properties
 
     def register(self, image: str, **settings: Any) -> dict[str, Any]:
         """Register a new revision; return ``{"name", "revision", "arn"}``.
@@ -235,3 +224,22 @@ def _definition_row(item: Mapping[str, Any]) -> dict[str, Any]:
         "tags": dict(item.get("tags") or {}),
         "raw": dict(item),
     }
+
+
+def _with_request_options(
+    request: dict[str, Any],
+    platforms: Sequence[str] | None,
+    timeout: int | None,
+    tags: Mapping[str, str] | None,
+    propagate_tags: bool | None,
+    parameters: Mapping[str, str] | None,
+    retry: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """``request`` with the job definition's optional top-level fields that are given."""
+    if platforms:
+        request["platformCapabilities"] = list(platforms)
+    if timeout is not None:
+        request["timeout"] = {"attemptDurationSeconds": timeout}
+    optional = {"tags": tags, "propagateTags": propagate_tags, "parameters": parameters, "retryStrategy": retry}
+    request.update({key: value for key, value in optional.items() if value is not None})
+    return request

@@ -38,7 +38,7 @@ def _idle_controller() -> crew.Controller:
 
 def _drained(controller, seconds: float = 600.0) -> None:
     """Wait until the controller's loop thread has taken every pushed task off its inbox."""
-    inbox = controller._events  # the loop's inbox (private; this is a benchmark)
+    inbox = controller._loop.events  # the loop's inbox (private; this is a benchmark)
     deadline = time.monotonic() + seconds
     while not inbox.empty():
         if time.monotonic() > deadline:

@@ -22,26 +22,24 @@ NONE = pickle.dumps(None, 5)
 
 
 async def _dialer(url: str, controller: str, launch: str, secret: str, pid: int) -> None:
+    ack = P.encode(P.Ack())
     with pynng.Pair1(recv_max_size=0) as sock:
         sock.dial(url, block=False)
         while True:
-            frame = await sock.arecv()
-            kind = frame[:1]
-            if kind != P.CHALLENGE and kind != P.QUIT:
-                await sock.asend(P.ACK)  # the controller sends one frame at a time per worker
-            if kind == P.TASKS:
-                done = [(task[0], "success", NONE, None, None, None, 0.0) for task in pickle.loads(frame[1:])]
-                await sock.asend(P.RESULTS + pickle.dumps(done, 5))
-            elif kind == P.CANCEL:
-                ids, _ = pickle.loads(frame[1:])
-                await sock.asend(P.RETURNED + pickle.dumps((ids, []), 5))
-            elif kind == P.CHALLENGE:
-                hello = {
-                    "version": P.VERSION, "controller": controller, "launch": launch, "pid": pid,
-                    "host": socket.gethostname(), "mac": P.mac(secret, frame[1:], controller),
-                }
-                await sock.asend(P.encode_json(P.HELLO, hello))
-            elif kind == P.QUIT:
+            frame = P.decode(await sock.arecv())
+            kind = type(frame)
+            if kind is not P.Challenge and kind is not P.Quit:
+                await sock.asend(ack)  # the controller sends one frame at a time per worker
+            if kind is P.Tasks:
+                done = [P.ResultRecord(task.id, "success", NONE, None, None, None, 0.0) for task in frame.tasks]
+                await sock.asend(P.encode(P.Results(done)))
+            elif kind is P.Cancel:
+                await sock.asend(P.encode(P.Returned(frame.ids, [])))
+            elif kind is P.Challenge:
+                hello = P.Hello(P.VERSION, controller, launch, pid, socket.gethostname(),
+                                P.mac(secret, frame.nonce, controller))
+                await sock.asend(P.encode(hello))
+            elif kind is P.Quit:
                 return
 
 

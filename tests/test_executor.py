@@ -221,7 +221,7 @@ def test_as_completed_and_wait_see_a_cancelled_future_at_once(single, tmp_path):
 # ---------------------------------------------------------------------- cancel
 def _outstanding_names(controller):
     try:
-        return {task.name for worker in list(controller._workers.values()) for task in list(worker.outstanding.values())}
+        return {task.name for seat in list(controller._board.seats.values()) for task in list(seat.outstanding.values())}
     except RuntimeError:  # changed while read; ask again
         return set()
 

@@ -102,7 +102,10 @@ class Loop:
                     return
                 except Exception:  # never let one bad event stop the loop
                     log.exception("%s: error in the controller loop", self.settings.name)
-            self._publish()
+            try:
+                self._publish()
+            except Exception:
+                log.exception("%s: error publishing results", self.settings.name)
 
     def _wait(self) -> Any:
         """The first frame to arrive, or None (woken, or timed out)."""
@@ -299,6 +302,7 @@ class Loop:
                 seat.pipe.send(P.encode(P.Quit()))
             except Exception:
                 pass
+        self._collect()  # what the board resolved this turn (e.g. cancels) first
         for task in self.board.clear():
             self._resolved(task, plain(task, "cancel", "the controller was terminated before the task finished",
                                        None, self.settings.name))

@@ -52,8 +52,8 @@ def _manual_scaling(controller: crew.Controller) -> None:
     """
     controller.start()
     controller.autoscale(False)
-    eventually(lambda: not controller._scale_wanted.is_set(), SECONDS)
-    with controller._scale_lock:
+    eventually(lambda: not controller._scaler.wanted.is_set(), SECONDS)
+    with controller._scaler.round_lock:
         pass
 
 

@@ -1,0 +1,82 @@
+"""The wire format: every frame survives encode/decode unchanged; malformed bytes are refused."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from crew import _protocol as P
+from hypothesis import given
+from hypothesis import strategies as st
+
+ids = st.integers(-(2**63), 2**63 - 1)
+text = st.text(max_size=40)
+maybe_bytes = st.one_of(st.none(), st.binary(max_size=64))
+
+task_records = st.builds(P.TaskRecord, ids, st.binary(max_size=64), maybe_bytes,
+                         st.one_of(st.none(), st.integers(0, 2**40)),
+                         st.one_of(st.none(), st.floats(0.001, 1e6)))
+result_records = st.builds(P.ResultRecord, ids, st.sampled_from(sorted(P.STATUSES)), maybe_bytes,
+                           st.one_of(st.none(), text), st.one_of(st.none(), text),
+                           st.one_of(st.none(), st.lists(text, max_size=3)),
+                           st.floats(0, 1e6, allow_nan=False))
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), text),
+                           lambda inner: st.dictionaries(text, inner, max_size=3), max_leaves=6)
+
+frames = st.one_of(
+    st.builds(P.Challenge, st.binary(min_size=P.NONCE_BYTES, max_size=P.NONCE_BYTES)),
+    st.builds(P.Hello, st.just(P.VERSION), text, text, st.one_of(st.none(), st.integers(1, 2**31)),
+              st.text(max_size=200), st.text(alphabet="0123456789abcdef", max_size=64)),
+    st.builds(P.Welcome, text, st.dictionaries(text, json_values, max_size=4)),
+    st.builds(P.Tasks, st.lists(task_records, max_size=5)),
+    st.builds(P.Cancel, st.lists(ids, max_size=5), st.booleans()),
+    st.builds(P.Results, st.lists(result_records, max_size=5)),
+    st.builds(P.Returned, st.lists(ids, max_size=5), st.lists(ids, max_size=5)),
+    st.builds(P.Goodbye, text),
+    st.builds(P.Started, ids),
+    st.sampled_from([P.Quit(), P.Ping(), P.Pong(), P.Ack()]),
+)
+
+
+@given(frames)
+def test_every_frame_round_trips(frame):
+    assert P.decode(P.encode(frame)) == frame
+
+
+@given(st.binary(max_size=200))
+def test_garbage_is_refused_with_a_protocol_error(data):
+    try:
+        P.decode(data)
+    except P.ProtocolError:
+        pass  # the only error decode may raise
+
+
+@pytest.mark.parametrize("rows", [
+    [(1, "success", None, None, None, 5, 0.1)],  # warnings not a list
+    [(1, "odd", None, None, None, None, 0.1)],  # unknown status
+    [(1, "success", None, None, None, None, 1)],  # seconds not a float
+    [("1", "success", None, None, None, None, 0.1)],  # id not an int
+    [(1, "success", None, None, None, None)],  # a field short
+    "not a list",
+])
+def test_a_malformed_result_frame_is_refused_whole(rows):
+    with pytest.raises(P.ProtocolError):
+        P.decode(b"r" + pickle.dumps(rows))
+
+
+def test_a_strangers_hello_is_never_unpickled():
+    with pytest.raises(P.ProtocolError, match="expected a hello"):
+        P.decode_hello(P.encode(P.Tasks([])))
+    with pytest.raises(P.ProtocolError, match="expected a hello"):
+        P.decode_hello(b"h" + b"x" * P.MAX_HELLO_BYTES)
+    hello = P.decode_hello(b'h{"version": 1, "pid": "7", "host": 5}')
+    assert hello.pid is None and hello.host == "5" and hello.mac is None
+
+
+def test_the_mac_binds_secret_nonce_and_controller():
+    proof = P.mac("secret", b"n" * 32, "c1")
+    assert P.verify("secret", b"n" * 32, "c1", proof)
+    assert not P.verify("other", b"n" * 32, "c1", proof)
+    assert not P.verify("secret", b"m" * 32, "c1", proof)
+    assert not P.verify("secret", b"n" * 32, "c2", proof)
+    assert not P.verify("secret", b"n" * 32, "c1", None)

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import SettingError
 
-__all__ = ["COMMON_OPTIONS", "CLIENT_OPTIONS", "CONTROLLER_OPTIONS", "build_controller", "controller_helper"]
+__all__ = ["CLUSTER_DEFAULTS", "COMMON_OPTIONS", "CLIENT_OPTIONS", "CONTROLLER_OPTIONS", "build_controller", "controller_helper"]
 
 CLIENT_OPTIONS = ("host", "port", "tls", "serializer", "profile", "seconds_interval", "seconds_timeout")
 """The options of :class:`crew.Client` a helper takes."""
@@ -33,6 +33,9 @@ COMMON_OPTIONS = (
 )
 """Every helper's first arguments, in this order (positional or keyword); a launcher's own options
 follow, keyword-only, the most derived class's first."""
+CLUSTER_DEFAULTS: dict[str, Any] = {}
+"""The helper defaults of the cluster plugins (SLURM, Grid Engine, LSF, PBS), over their declared
+ones: e.g. ``{"tls": crew.TLS(mode="automatic"), "seconds_idle": 300}`` changes all four helpers."""
 _SHARED = ("tls", "seconds_interval", "seconds_timeout")
 """Client options the launcher gets too."""
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)

@@ -28,7 +28,7 @@ import json
 import pickle
 import struct
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Union
+from typing import Any, Callable, NamedTuple, Union
 
 __all__ = [
     "VERSION", "NONCE_BYTES", "MAX_HELLO_BYTES", "STATUSES", "ProtocolError",
@@ -75,11 +75,16 @@ class ResultRecord(NamedTuple):
 
 @dataclass(frozen=True)
 class Challenge:
+    """Controller -> stranger: prove you hold the secret (a random nonce)."""
+
     nonce: bytes
+    """NONCE_BYTES random bytes, new for each connection."""
 
 
 @dataclass(frozen=True)
 class Hello:
+    """Stranger -> controller: who it is and the proof (JSON, never unpickled)."""
+
     version: Any
     controller: Any
     launch: str
@@ -90,92 +95,108 @@ class Hello:
 
 @dataclass(frozen=True)
 class Welcome:
+    """Controller -> worker: accepted; its id and the controller's settings."""
+
     worker: str
     settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Tasks:
+    """Controller -> worker: a batch of tasks to run in order."""
+
     tasks: list[TaskRecord]
 
 
 @dataclass(frozen=True)
 class Cancel:
+    """Controller -> worker: hand these tasks back (a steal), or also interrupt the running one."""
+
     ids: list[int]
-    interrupt: bool  # False: hand unstarted tasks back (a steal); True: also interrupt the running one
-
-
-@dataclass(frozen=True)
-class Quit:
-    pass
-
-
-@dataclass(frozen=True)
-class Ping:
-    pass
-
-
-@dataclass(frozen=True)
-class Pong:
-    pass
-
-
-@dataclass(frozen=True)
-class Ack:
-    pass
+    interrupt: bool
 
 
 @dataclass(frozen=True)
 class Results:
+    """Worker -> controller: results of tasks, in the order they finished."""
+
     results: list[ResultRecord]
 
 
 @dataclass(frozen=True)
 class Returned:
+    """Worker -> controller: the ids asked back, and those handed back unstarted."""
+
     requested: list[int]
     returned: list[int]
 
 
 @dataclass(frozen=True)
 class Goodbye:
+    """Worker -> controller: leaving (idle, wall time, tasks_max, timeout)."""
+
     reason: str
+    """Why: ``seconds_idle``, ``seconds_wall``, ``tasks_max`` or ``timeout``."""
 
 
 @dataclass(frozen=True)
 class Started:
+    """Worker -> controller: this task has run for a millisecond and still runs."""
+
     task_id: int
+    """The id of the task, as in its TaskRecord."""
+
+
+@dataclass(frozen=True)
+class _Signal:
+    """A frame that carries nothing but its kind."""
+
+
+class Quit(_Signal):
+    """Controller -> worker: exit now."""
+
+
+class Ping(_Signal):
+    """Controller -> worker: are you there (answered by Pong)."""
+
+
+class Pong(_Signal):
+    """Worker -> controller: the answer to Ping."""
+
+
+class Ack(_Signal):
+    """Worker -> controller: one frame received; the next may come."""
 
 
 Frame = Union[Challenge, Hello, Welcome, Tasks, Cancel, Quit, Ping, Pong, Ack, Results, Returned, Goodbye, Started]
 
 _SIGNALS: dict[type, bytes] = {Quit: _QUIT, Ping: _PING, Pong: _PONG, Ack: _ACK}
-_SIGNAL_FRAMES = {kind: cls() for cls, kind in _SIGNALS.items()}
+_SIGNAL_FRAMES: dict[bytes, Frame] = {kind: cls() for cls, kind in _SIGNALS.items()}
 
 
 # ---------------------------------------------------------------------- encode
 def encode(frame: Frame) -> bytes:
     """The bytes of one frame."""
-    kind = type(frame)
-    if kind is Tasks:
+    if type(frame) is Tasks:
         return _TASKS + pickle.dumps([tuple(task) for task in frame.tasks], PICKLE_PROTOCOL)
-    if kind is Results:
+    if type(frame) is Results:
         return _RESULTS + pickle.dumps([tuple(row) for row in frame.results], PICKLE_PROTOCOL)
-    if kind in _SIGNALS:
-        return _SIGNALS[kind]
-    if kind is Cancel:
+    if type(frame) in _SIGNALS:
+        return _SIGNALS[type(frame)]
+    if type(frame) is Cancel:
         return _CANCEL + pickle.dumps((list(frame.ids), bool(frame.interrupt)), PICKLE_PROTOCOL)
-    if kind is Returned:
+    if type(frame) is Returned:
         return _RETURNED + pickle.dumps((list(frame.requested), list(frame.returned)), PICKLE_PROTOCOL)
-    if kind is Started:
+    if type(frame) is Started:
         return _STARTED + struct.pack(">q", frame.task_id)
-    if kind is Challenge:
+    if type(frame) is Challenge:
         return _CHALLENGE + frame.nonce
-    if kind is Hello:
+    if type(frame) is Hello:
         return _json(_HELLO, {"version": frame.version, "controller": frame.controller, "launch": frame.launch,
                               "pid": frame.pid, "host": frame.host, "mac": frame.mac})
-    if kind is Welcome:
+    if type(frame) is Welcome:
         return _json(_WELCOME, {"worker": frame.worker, "settings": frame.settings})
-    if kind is Goodbye:
+    if type(frame) is Goodbye:
         return _json(_GOODBYE, {"reason": frame.reason})
     raise TypeError(f"not a frame: {frame!r}")
 
@@ -297,7 +318,7 @@ def _signal(data: bytes) -> Frame:
     return _SIGNAL_FRAMES[data]
 
 
-_DECODERS = {
+_DECODERS: dict[bytes, Callable[[bytes], Frame]] = {
     _TASKS: _decode_tasks, _RESULTS: _decode_results, _CANCEL: _decode_cancel, _RETURNED: _decode_returned,
     _STARTED: _decode_started, _WELCOME: _decode_welcome, _GOODBYE: _decode_goodbye, _CHALLENGE: _decode_challenge,
     _HELLO: decode_hello, _QUIT: _signal, _PING: _signal, _PONG: _signal, _ACK: _signal,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
-import os
 import re
-from collections.abc import Sequence
 from typing import Any
 
 from crew import SchedulerError, validate
@@ -105,20 +104,15 @@ class SlurmMonitor(ClusterMonitor):
     default_cancel = "scancel"
     states = STATES
 
-    def __init__(
-        self,
-        job_name: str = "crew",
-        machine: Any = None,
-        command_cancel: str | Sequence[str] | None = None,
-        seconds_timeout: float = 60.0,
-        accounting: bool | None = None,
-        script_directory: str | os.PathLike | None = None,
-    ):
-        super().__init__(
-            job_name=job_name, machine=machine, command_cancel=command_cancel,
-            seconds_timeout=seconds_timeout, script_directory=script_directory,
-        )
+    def __init__(self, *args: Any, accounting: bool | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.accounting = None if accounting is None else validate.flag("accounting", accounting)
+
+    # ClusterMonitor's arguments, then accounting: what help() and the site-default check see.
+    __init__.__signature__ = (lambda base: base.replace(parameters=[  # type: ignore[attr-defined]
+        *base.parameters.values(),
+        inspect.Parameter("accounting", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="bool | None"),
+    ]))(inspect.signature(ClusterMonitor.__init__))
 
     def jobs(self) -> list[dict[str, Any]]:
         """The user's crew jobs, one row per array task: in the queue, recently ended, and (with

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and API docs
     from . import discovery, validate
-    from ._build import build_controller
+    from ._build import build_controller, controller_helper
     from ._controller import Controller
     from .client import Client
     from .discovery import controller
@@ -52,6 +52,7 @@ _EXPORTS = {
     "TLS": "tls",
     "TaskError": "errors",
     "build_controller": "_build",
+    "controller_helper": "_build",
 }
 _MODULES = ("discovery", "validate")
 
@@ -77,6 +78,7 @@ __all__ = [
     "TaskError",
     "build_controller",
     "controller",
+    "controller_helper",
     "discovery",
     "validate",
 ]

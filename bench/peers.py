@@ -70,7 +70,7 @@ class CrewLocal(Peer):
     name = "crew-local"
     label = "crew-local"
     modules = ("crew", "crew_local")
-    imports = ("crew_local", "crew.client", "crew.controller", "crew.launcher")
+    imports = ("crew_local", "crew.client", "crew._controller", "crew.launcher")
 
     def open(self) -> None:
         import crew_local

@@ -16,9 +16,13 @@ import inspect
 import sys
 import textwrap
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import SettingError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._controller import Controller
+    from .client import Client
 
 __all__ = ["CLUSTER_DEFAULTS", "COMMON_OPTIONS", "CLIENT_OPTIONS", "CONTROLLER_OPTIONS", "build_controller", "controller_helper"]
 
@@ -90,7 +94,7 @@ def launcher_options(launcher: type) -> dict[type, list[inspect.Parameter]]:
     return found
 
 
-def _parts() -> tuple[type, type]:
+def _parts() -> tuple[type[Client], type[Controller]]:
     """crew.Client and crew.Controller, through the package's lazy names (where they live may change)."""
     import crew
 

@@ -8,7 +8,7 @@ import os
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import plumbum
 from plumbum.commands.processes import CommandNotFound, ProcessTimedOut
@@ -90,7 +90,7 @@ def _run_command(machine: Any, argv: Sequence[str], stdin: str | None, seconds_t
     if code != 0:
         message = "\n".join(part.strip() for part in (err, out) if part and part.strip())
         raise SchedulerError(text, message or "(no output)", code)
-    return out
+    return cast(str, out)  # plumbum is untyped; run() gives text
 
 
 def _command_words(name: str, value: Any) -> list[str]:

@@ -93,7 +93,7 @@ class ClusterLauncher(Launcher, abc.ABC):
         name: str | None = None,
         workers: int = 1,
         *,
-        script_directory: str | os.PathLike | None = None,
+        script_directory: str | os.PathLike[str] | None = None,
         script_lines: str | Sequence[str] | None = None,
         extra_directives: str | Sequence[str] | None = None,
         log_output: str | None = None,

@@ -39,7 +39,7 @@ class ClusterMonitor(Monitor):
         machine: Any = None,
         command_cancel: str | Sequence[str] | None = None,
         seconds_timeout: float = 60.0,
-        script_directory: str | os.PathLike | None = None,
+        script_directory: str | os.PathLike[str] | None = None,
     ):
         self.job_name = validate.text("job_name", job_name)
         self.machine = _machine(machine)
@@ -59,7 +59,7 @@ class ClusterMonitor(Monitor):
 
     def _mine(self, name: str | None) -> bool:
         """Whether a job of this name is one of crew's (its name starts with :attr:`job_name`)."""
-        return bool(name) and name.startswith(self.job_name)
+        return name is not None and name.startswith(self.job_name)  # job_name is never empty
 
     def _row(
         self,

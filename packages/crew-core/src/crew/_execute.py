@@ -37,8 +37,10 @@ class Source:
         self.text = text
         tree = ast.parse(text, mode="exec")
         last: Optional[CodeType] = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = compile(ast.Expression(tree.body.pop().value), "<crew task>", "eval")
+        final = tree.body[-1] if tree.body else None
+        if isinstance(final, ast.Expr):
+            tree.body.pop()
+            last = compile(ast.Expression(final.value), "<crew task>", "eval")
         self.body = compile(tree, "<crew task>", "exec")
         self.last = last
 
@@ -101,7 +103,8 @@ class Runner:
             status, error = "cancel", "cancelled while running"
         except BaseException as caught:  # a task's failure never ends the worker
             status, error, exception = "error", f"{type(caught).__name__}: {caught}", caught
-            trace = "".join(traceback.format_exception(type(caught), caught, caught.__traceback__.tb_next))
+            frames = caught.__traceback__  # never None in the except clause; tb_next skips this frame
+            trace = "".join(traceback.format_exception(type(caught), caught, frames.tb_next if frames else None))
         finally:
             self.ended()
             if task.timeout is not None:

@@ -76,10 +76,10 @@ class Client:
     @property
     def url(self) -> str:
         """The address workers dial, e.g. ``tcp://10.0.0.5:41234``."""
-        if self.socket is None:
+        address = self._address  # set by start() before the socket
+        if self.socket is None or address is None:
             raise CrewError("the client is not started")
         scheme = "tls+tcp" if self.tls.enabled else "tcp"
-        address = self._address
         if ":" in address:
             address = f"[{address}]"
         return f"{scheme}://{address}:{self.port}"
@@ -146,10 +146,10 @@ def resolve_host(host: str | None) -> str:
     if host in interfaces:
         for entry in interfaces[host]:
             if entry.family == _socket.AF_INET:
-                return entry.address
+                return str(entry.address)
         for entry in interfaces[host]:
             if entry.family == _socket.AF_INET6:
-                return entry.address.split("%", 1)[0]
+                return str(entry.address).split("%", 1)[0]
         raise SettingError(f"host: interface {host!r} has no IP address")
     try:
         return _socket.gethostbyname(host)
@@ -167,5 +167,5 @@ def local_address() -> str:
     for entries in psutil.net_if_addrs().values():
         for entry in entries:
             if entry.family == _socket.AF_INET and not entry.address.startswith("127."):
-                return entry.address
+                return str(entry.address)
     return "127.0.0.1"

@@ -31,7 +31,7 @@ __all__ = ["Executor", "push_async"]
 _STOP = object()
 
 
-class _Future(concurrent.futures.Future):
+class _Future(concurrent.futures.Future[Any]):
     """A future for one crew task; cancelling it cancels the task on the controller."""
 
     def __init__(self, executor: Executor):
@@ -71,12 +71,12 @@ class _Future(concurrent.futures.Future):
         return True
 
 
-def _run_chunk(fn: Callable[..., Any], chunk: list[tuple]) -> list[Any]:
+def _run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[Any]:
     """Run ``fn`` on each argument tuple of one ``map`` chunk, in a worker."""
     return [fn(*args) for args in chunk]
 
 
-def _outcome(future: concurrent.futures.Future, result: Result) -> None:
+def _outcome(future: concurrent.futures.Future[Any], result: Result) -> None:
     """Settle ``future`` from a task's result (ignored if the future was cancelled)."""
     try:
         if result.status == "success":
@@ -134,7 +134,7 @@ class Executor(concurrent.futures.Executor):
         self._idle = threading.Condition(self._lock)
         self._live: set[_Future] = set()  # futures whose task the controller has not resolved
         self._shutdown = False
-        self._resolutions: queue.SimpleQueue = queue.SimpleQueue()
+        self._resolutions: queue.SimpleQueue[Any] = queue.SimpleQueue()  # (future, result) or _STOP
         self._resolver: threading.Thread | None = None
 
     @property
@@ -143,7 +143,7 @@ class Executor(concurrent.futures.Executor):
         return self._controller
 
     # ------------------------------------------------------------------ submit
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
         """Run ``fn(*args, **kwargs)`` as a task; return a future for its value."""
         future = _Future(self)
         with self._lock:
@@ -237,7 +237,7 @@ class Executor(concurrent.futures.Executor):
         if names:
             self._controller.cancel(names=names)
 
-    def _cancel_many(self, futures: Iterable[concurrent.futures.Future]) -> None:
+    def _cancel_many(self, futures: Iterable[concurrent.futures.Future[Any]]) -> None:
         """Cancel many futures with one message to the controller."""
         cancelled = [future for future in futures if isinstance(future, _Future) and future._mark_cancelled()]
         self._cancel_tasks(cancelled)
@@ -283,7 +283,7 @@ def _check_push_options(controller: Controller, options: dict[str, Any]) -> None
         raise SettingError(f"unknown push options: {unknown}; allowed: {sorted(allowed)}")
 
 
-def _chunks(items: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
+def _chunks(items: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
     iterator = iter(items)
     while True:
         chunk = list(itertools.islice(iterator, size))
@@ -292,7 +292,7 @@ def _chunks(items: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
         yield chunk
 
 
-async def push_async(controller: Controller, command: Callable | str, **options: Any) -> Result:
+async def push_async(controller: Controller, command: Callable[..., Any] | str, **options: Any) -> Result:
     """Push one task and await its [`crew.Result`][crew.Result] (``options`` as for
     ``Controller.push``).
 
@@ -300,7 +300,7 @@ async def push_async(controller: Controller, command: Callable | str, **options:
     out of the controller's ``pop()``. Cancelling the awaiting coroutine cancels the task.
     """
     loop = asyncio.get_running_loop()
-    waiter: asyncio.Future = loop.create_future()
+    waiter: asyncio.Future[Result] = loop.create_future()
 
     def settle(result: Result) -> None:
         if not waiter.done():

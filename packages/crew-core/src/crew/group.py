@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Callable, Union
 
 from . import validate
 from ._controller import Controller
@@ -14,6 +14,9 @@ from .errors import SettingError
 from .results import Result
 
 __all__ = ["ControllerGroup"]
+
+_Command = Union[Callable[..., Any], str]  # a function, or a string of code
+_Iterate = Mapping[str, Sequence[Any]]
 
 
 class ControllerGroup:
@@ -59,17 +62,19 @@ class ControllerGroup:
     def __enter__(self) -> ControllerGroup:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.terminate()
 
-    def push(self, command, *, controller: str | None = None, **options: Any) -> str:
+    def push(self, command: _Command, *, controller: str | None = None, **options: Any) -> str:
         """Push one task to a member (see :meth:`crew.Controller.push`)."""
         return self.member(controller).push(command, **options)
 
-    def walk(self, command, iterate, *, controller: str | None = None, **options: Any) -> list[str]:
+    def walk(self, command: _Command, iterate: _Iterate, *, controller: str | None = None,
+             **options: Any) -> list[str]:
         return self.member(controller).walk(command, iterate, **options)
 
-    def map(self, command, iterate, *, controller: str | None = None, **options: Any) -> list[Result]:
+    def map(self, command: _Command, iterate: _Iterate, *, controller: str | None = None,
+            **options: Any) -> list[Result]:
         return self.member(controller).map(command, iterate, **options)
 
     def pop(self, scale: bool = True) -> Result | None:
@@ -104,7 +109,7 @@ class ControllerGroup:
                     return False
                 self._cond.wait(min(left, 1.0))
 
-    def cancel(self, names=None, all: bool = False) -> None:
+    def cancel(self, names: Union[str, Iterable[str], None] = None, all: bool = False) -> None:
         for member in self.controllers.values():
             member.cancel(names, all=all)
 

@@ -116,7 +116,7 @@ class Launcher:
         tasks_timers: int = 0,
         tls: TLS | None = None,
         python: str | None = None,
-        metrics: str | os.PathLike | None = None,
+        metrics: str | os.PathLike[str] | None = None,
     ):
         overridden = (
             type(self).launch_worker is not Launcher.launch_worker
@@ -199,7 +199,7 @@ class Launcher:
             env[TLS_ENV] = contact.certificate
         return env
 
-    def write_secret_file(self, directory: str | os.PathLike) -> str:
+    def write_secret_file(self, directory: str | os.PathLike[str]) -> str:
         """Write the secret (and certificate) to a file only its owner can read; return its path.
 
         Pass the path to :meth:`call` as ``secret_file`` so the worker reads it at start.

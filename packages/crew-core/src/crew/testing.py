@@ -99,7 +99,7 @@ def load_test(controller: Controller, seconds_timeout: float = 300.0) -> list[Re
     for index in range(101, 201):
         controller.push("index", data={"index": index}, name=f"load_{index}")
     assert controller.wait(mode="all", seconds_timeout=seconds_timeout), "second 100 tasks did not finish"
-    results = controller.collect()
+    results: list[Result] = controller.collect()
     assert all(result.status == "success" for result in results), [r for r in results if r.status != "success"][:3]
     assert sorted(result.result for result in results) == list(range(1, 201))
     summary = controller.summary()

@@ -11,7 +11,7 @@ import numbers
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 from .errors import SettingError
 
@@ -20,6 +20,14 @@ __all__ = ["number", "integer", "text", "choice", "flag", "strings", "mapping", 
 
 def _fail(name: str, allowed: str, value: Any) -> SettingError:
     return SettingError(f"{name} must be {allowed}, not {value!r}")
+
+
+@overload
+def number(name: str, value: Any, *, minimum: float | None = ..., maximum: float | None = ...,
+           allow_none: Literal[False] = ..., allow_inf: bool = ..., exclusive_minimum: bool = ...) -> float: ...
+@overload
+def number(name: str, value: Any, *, minimum: float | None = ..., maximum: float | None = ...,
+           allow_none: bool, allow_inf: bool = ..., exclusive_minimum: bool = ...) -> float | None: ...
 
 
 def number(
@@ -37,12 +45,27 @@ def number(
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
         raise _fail(name, _describe(minimum, maximum, allow_none, allow_inf, exclusive_minimum, "a number"), value)
+    value = cast(float, value)  # a numbers.Real: typeshed's numbers ABCs lack the comparisons with int
     if math.isinf(value) and not (allow_inf and value > 0):
         raise _fail(name, _describe(minimum, maximum, allow_none, allow_inf, exclusive_minimum, "a finite number"), value)
     too_low = minimum is not None and (value <= minimum if exclusive_minimum else value < minimum)
     if too_low or (maximum is not None and value > maximum):
         raise _fail(name, _describe(minimum, maximum, allow_none, allow_inf, exclusive_minimum, "a number"), value)
     return float(value)
+
+
+@overload
+def integer(name: str, value: Any, *, minimum: int | None = ..., maximum: int | None = ...,
+            allow_none: Literal[False] = ..., allow_inf: Literal[False] = ...) -> int: ...
+@overload
+def integer(name: str, value: Any, *, minimum: int | None = ..., maximum: int | None = ...,
+            allow_none: Literal[False] = ..., allow_inf: bool) -> int | float: ...
+@overload
+def integer(name: str, value: Any, *, minimum: int | None = ..., maximum: int | None = ...,
+            allow_none: bool, allow_inf: Literal[False] = ...) -> int | None: ...
+@overload
+def integer(name: str, value: Any, *, minimum: int | None = ..., maximum: int | None = ...,
+            allow_none: bool, allow_inf: bool) -> int | float | None: ...
 
 
 def integer(
@@ -61,9 +84,17 @@ def integer(
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise _fail(name, _describe(minimum, maximum, allow_none, allow_inf, False, "a whole number"), value)
+    value = cast(int, value)  # a numbers.Integral: typeshed's numbers ABCs lack the comparisons with int
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise _fail(name, _describe(minimum, maximum, allow_none, allow_inf, False, "a whole number"), value)
     return int(value)
+
+
+@overload
+def text(name: str, value: Any, *, allow_none: Literal[False] = ..., allow_empty: bool = ...,
+         pattern: str | None = ...) -> str: ...
+@overload
+def text(name: str, value: Any, *, allow_none: bool, allow_empty: bool = ..., pattern: str | None = ...) -> str | None: ...
 
 
 def text(
@@ -105,6 +136,12 @@ def flag(name: str, value: Any) -> bool:
     return value
 
 
+@overload
+def strings(name: str, value: Any, *, allow_none: Literal[False] = ...) -> list[str]: ...
+@overload
+def strings(name: str, value: Any, *, allow_none: bool) -> list[str] | None: ...
+
+
 def strings(name: str, value: Any, *, allow_none: bool = False) -> list[str] | None:
     """A list of strings; a single string is taken as a list of one."""
     if value is None:
@@ -120,7 +157,16 @@ def strings(name: str, value: Any, *, allow_none: bool = False) -> list[str] | N
     raise _fail(name, "a string or a list of strings", value)
 
 
-def mapping(name: str, value: Any, *, allow_none: bool = True, values: type | tuple = object) -> dict | None:
+@overload
+def mapping(name: str, value: Any, *, allow_none: Literal[False],
+            values: type | tuple[type, ...] = ...) -> dict[str, Any]: ...
+@overload
+def mapping(name: str, value: Any, *, allow_none: bool = ...,
+            values: type | tuple[type, ...] = ...) -> dict[str, Any] | None: ...
+
+
+def mapping(name: str, value: Any, *, allow_none: bool = True,
+            values: type | tuple[type, ...] = object) -> dict[str, Any] | None:
     """A dict with string keys (and values of the given type)."""
     if value is None:
         return None if allow_none else {}
@@ -130,6 +176,12 @@ def mapping(name: str, value: Any, *, allow_none: bool = True, values: type | tu
         kind = "" if values is object else f" of {getattr(values, '__name__', values)}"
         raise _fail(name, f"a dict of string keys{kind}" + (" or None" if allow_none else ""), value)
     return dict(value)
+
+
+@overload
+def path(name: str, value: Any, *, allow_none: Literal[False] = ...) -> str: ...
+@overload
+def path(name: str, value: Any, *, allow_none: bool) -> str | None: ...
 
 
 def path(name: str, value: Any, *, allow_none: bool = False) -> str | None:
@@ -151,7 +203,8 @@ def megabytes(gigabytes: float) -> int:
     return math.ceil(round(gigabytes * 1024, 6))
 
 
-def _describe(minimum, maximum, allow_none, allow_inf, exclusive, kind) -> str:
+def _describe(minimum: float | None, maximum: float | None, allow_none: bool, allow_inf: bool, exclusive: bool,
+              kind: str) -> str:
     parts = [kind]
     if minimum is not None:
         parts.append(f"{'>' if exclusive else '>='} {minimum:g}")

@@ -222,7 +222,7 @@ class Worker:
     # ------------------------------------------------------------------ running tasks
     def run(self) -> None:
         signal.signal(signal.SIGUSR1, self._on_interrupt)
-        warnings.showwarning = self.runner.on_warning  # type: ignore[assignment]
+        warnings.showwarning = self.runner.on_warning
         while True:
             task = self._next_task()
             if task is None:

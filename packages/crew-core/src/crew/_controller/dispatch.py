@@ -81,7 +81,7 @@ def allot(queued: int, seats: Iterable[S]) -> list[tuple[S, int]]:
 
 def takers_of_suspects(count: int, seats: Iterable[S]) -> list[S]:
     """Workers that may each run one suspect task alone: connected, free and holding nothing."""
-    takers = []
+    takers: list[S] = []
     for seat in seats:
         if len(takers) >= count:
             break
@@ -98,7 +98,7 @@ def plan_steal(seats: Sequence[S], idle: int) -> list[tuple[S, list[int]]]:
     """
     if idle <= 0 or any(seat.stealing for seat in seats):
         return []
-    plan = []
+    plan: list[tuple[S, list[int]]] = []
     for victim in sorted(seats, key=lambda seat: -len(seat.outstanding)):
         if len(plan) >= idle:
             break

@@ -27,7 +27,8 @@ def wanted(workers: int, unresolved: int, connected: int) -> bool:
 def backoff(interval: float, failed_in_row: int) -> float:
     """Seconds between launch rounds: ``interval``, doubled per failed launch in a row, at most a
     minute (or ``interval`` if that is longer)."""
-    return min(interval * 2 ** min(failed_in_row, 16), max(interval, 60.0))
+    factor: int = 2 ** min(failed_in_row, 16)  # typeshed: int ** int is Any (negative exponents)
+    return min(interval * factor, max(interval, 60.0))
 
 
 def overdue(state: str, queued: bool, launched: float, ended: Optional[str], now: float,

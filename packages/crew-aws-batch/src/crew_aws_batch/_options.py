@@ -140,7 +140,7 @@ def _retry_strategy(value: Any) -> dict[str, Any] | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return {"attempts": validate.integer("retry_strategy", value, minimum=1, maximum=10)}
-    strategy = validate.mapping("retry_strategy", value)
+    strategy = validate.mapping("retry_strategy", value) or {}  # never None: value is not None
     _check_keys("retry_strategy", strategy, _RETRY_KEYS)
     if "attempts" in strategy:
         validate.integer("retry_strategy['attempts']", strategy["attempts"], minimum=1, maximum=10)

@@ -166,7 +166,7 @@ class AwsBatchLauncher(Launcher):
         return [
             _submit_request(
                 self.options,
-                _job_name(self.job_name_prefix, launch, part if len(sizes) > 1 else None),
+                _job_name(self.job_name_prefix, str(launch), part if len(sizes) > 1 else None),  # "None": no --launch
                 command,
                 secret,
                 size,
@@ -296,7 +296,7 @@ def _queued(handle: AwsBatchHandle, details: Mapping[str, Mapping[str, Any]]) ->
                 waiting = {status: size}  # children not created yet
             count += sum(waiting.values())
             if waiting:
-                reasons.append(job.get("statusReason") or max(waiting, key=waiting.get))
+                reasons.append(job.get("statusReason") or max(waiting, key=lambda state: waiting[state]))
         elif status in WAITING_STATUSES:
             count += 1
             reasons.append(job.get("statusReason") or status)

@@ -254,7 +254,7 @@ def _statuses(status: str | Iterable[str] | None) -> tuple[str, ...]:
 def _row(job: Mapping[str, Any], parent: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One monitor row from a describe_jobs (or list_jobs) entry."""
     status = job.get("status")
-    state = _STATES.get(status, "pending")
+    state = _STATES.get(status or "", "pending")
     if status == "FAILED" and (job.get("isCancelled") or job.get("isTerminated")):
         state = "cancelled"
     container = job.get("container") or {}

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import crew
 from crew import validate
@@ -35,7 +35,8 @@ class LocalLauncher(crew.Launcher):
         log_directory: str | os.PathLike | None = None,
         **options: Any,
     ):
-        super().__init__(*args, seconds_launch=seconds_launch, **options)
+        options["seconds_launch"] = seconds_launch  # this plugin's default, passed on as the others
+        super().__init__(*args, **options)
         self.log_directory = validate.path("log_directory", log_directory, allow_none=True)
 
     def launch_worker(self, call: str) -> subprocess.Popen:
@@ -53,9 +54,9 @@ class LocalLauncher(crew.Launcher):
             os.makedirs(self.log_directory, exist_ok=True)
             output = open(os.path.join(self.log_directory, f"worker-{len(os.listdir(self.log_directory)) + 1}.log"), "ab")
         try:
-            process = local["sh"]["-c", f"exec {call}"].popen(
+            process = cast(subprocess.Popen, local["sh"]["-c", f"exec {call}"].popen(  # on this machine: a Popen
                 env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            ))
         finally:
             if output is not subprocess.DEVNULL:
                 output.close()

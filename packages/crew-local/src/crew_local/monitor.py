@@ -48,7 +48,7 @@ class LocalMonitor(crew.Monitor):
         if ids is None and not all:
             raise crew.SettingError("terminate needs ids or all=True")
         known = set(self.workers())
-        targets = known if all else {int(pid) for pid in ids}
+        targets = known if all or ids is None else {int(pid) for pid in ids}
         ended = []
         processes = []
         for pid in sorted(targets & known):

@@ -94,9 +94,9 @@ def job_rows(jobs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         if attributes.get("array") in (True, "True", "true") or "[]" in job_id:
             continue  # an array's parent: its subjobs are the workers
         raw_state = str(attributes.get("job_state", "")).strip()
-        index_text = attributes.get("array_index", attributes.get("job_array_id"))
+        index_text = str(attributes.get("array_index", attributes.get("job_array_id")) or "")
         bracket = _BRACKET.search(job_id)
-        array_index = int(index_text) if str(index_text or "").isdigit() else (int(bracket.group(1)) if bracket else None)
+        array_index = int(index_text) if index_text.isdigit() else (int(bracket.group(1)) if bracket else None)
         exit_status = _exit_status(attributes)
         if raw_state in _PENDING:
             state = "pending"
@@ -214,7 +214,7 @@ class PbsLauncher(_AsksAboutJobs, _SchedulerLauncher):
     def _rows_by_job(self, output: str) -> dict[str, list[dict[str, Any]]]:
         """The workers' rows per job id asked about (matched by job number: ``12[].server`` is 12)."""
         jobs = parse_qstat_full(output) if self.torque else parse_qstat_json(output)
-        by_number = {_NUMBER.match(job_id).group(1): job_id for job_id in self._asked() if _NUMBER.match(job_id)}
+        by_number = {number.group(1): job_id for job_id in self._asked() if (number := _NUMBER.match(job_id))}
         found: dict[str, list[dict[str, Any]]] = {job_id: [] for job_id in by_number.values()}
         for row in job_rows(jobs):
             if row["job"] in by_number:

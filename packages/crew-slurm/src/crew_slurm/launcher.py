@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from crew import Queued, SettingError, validate
@@ -175,7 +176,7 @@ class SlurmLauncher(ClusterLauncher):
     def _parse_job_id(self, output: str) -> str:
         return parse_job_id(output)
 
-    def _status_arguments(self, job_ids: list[str]) -> list[str]:
+    def _status_arguments(self, job_ids: Sequence[str]) -> list[str]:
         return [
             self.command_status, "--noheader", "--array", "--states=all",
             f"--jobs={','.join(job_ids)}", "--format=%F|%T|%r",

@@ -75,7 +75,9 @@ def parse_sacct(output: str) -> list[dict[str, Any]]:
         raw_state = state.split()[0] if state.strip() else "UNKNOWN"
         pending = _PENDING_ARRAY.fullmatch(job_id.strip())
         if pending:
-            ids = [(f"{pending.group(1)}_{index}", index) for index in array_indices(pending.group(2))]
+            ids: list[tuple[str, int | None]] = [
+                (f"{pending.group(1)}_{index}", index) for index in array_indices(pending.group(2))
+            ]
         else:
             index = job_id.strip().partition("_")[2]
             ids = [(job_id.strip(), int(index) if index.isdigit() else None)]

@@ -120,6 +120,15 @@ def test_worker_runs_inside_the_array_job(make, tmp_path):
     assert result.result["SLURM_JOB_NAME"] == controller.launcher.job_name
 
 
+def test_n_tasks_reaches_slurm_as_ntasks(make):
+    with make(workers=1, n_tasks=2) as controller:
+        controller.push(lambda: slurm_environment(), name="ntasks")
+        assert controller.wait(seconds_timeout=SECONDS)
+        result = controller.pop()
+    assert result.status == "success", result
+    assert result.result["SLURM_NTASKS"] == "2"
+
+
 def test_one_array_job_per_scaling_round(make):
     with make(workers=4) as controller:
         for index in range(4):

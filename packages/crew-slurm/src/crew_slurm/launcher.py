@@ -81,6 +81,9 @@ class SlurmLauncher(ClusterLauncher):
         account: ``--account``.
         qos: ``--qos``.
         time_minutes: ``--time`` in minutes (a fraction is rounded up).
+        n_tasks: ``--ntasks``, the tasks (processes) SLURM allocates to each worker's job; the
+            worker itself runs once, so this reserves room for what tasks start themselves
+            (``srun``, MPI).
         cpus_per_task: ``--cpus-per-task``.
         memory_gigabytes_required: ``--mem`` per worker, in GB (fractions become whole MB).
         memory_gigabytes_per_cpu: ``--mem-per-cpu``, in GB (not together with the above).
@@ -111,6 +114,7 @@ class SlurmLauncher(ClusterLauncher):
         account: str | None = None,
         qos: str | None = None,
         time_minutes: float | None = None,
+        n_tasks: int | None = None,
         cpus_per_task: int | None = None,
         memory_gigabytes_required: float | None = None,
         memory_gigabytes_per_cpu: float | None = None,
@@ -123,6 +127,7 @@ class SlurmLauncher(ClusterLauncher):
         self.account = validate.text("account", account, allow_none=True, pattern=DIRECTIVE_VALUE)
         self.qos = validate.text("qos", qos, allow_none=True, pattern=DIRECTIVE_VALUE)
         self.time_minutes = validate.number("time_minutes", time_minutes, exclusive_minimum=True, allow_none=True)
+        self.n_tasks = validate.integer("n_tasks", n_tasks, minimum=1, allow_none=True)
         self.cpus_per_task = validate.integer("cpus_per_task", cpus_per_task, minimum=1, allow_none=True)
         self.memory_gigabytes_required = validate.number(
             "memory_gigabytes_required", memory_gigabytes_required, exclusive_minimum=True, allow_none=True
@@ -154,6 +159,7 @@ class SlurmLauncher(ClusterLauncher):
             ("account", self.account),
             ("qos", self.qos),
             ("time", None if self.time_minutes is None else math.ceil(self.time_minutes)),
+            ("ntasks", self.n_tasks),
             ("cpus-per-task", self.cpus_per_task),
             ("mem", None if self.memory_gigabytes_required is None else f"{megabytes(self.memory_gigabytes_required)}M"),
             ("mem-per-cpu", None if self.memory_gigabytes_per_cpu is None else f"{megabytes(self.memory_gigabytes_per_cpu)}M"),

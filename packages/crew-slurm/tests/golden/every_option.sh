@@ -7,6 +7,7 @@
 #SBATCH --account=lab
 #SBATCH --qos=normal
 #SBATCH --time=91
+#SBATCH --ntasks=4
 #SBATCH --cpus-per-task=2
 #SBATCH --mem=1536M
 #SBATCH --gres=gpu:2

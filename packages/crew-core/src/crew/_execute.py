@@ -154,7 +154,7 @@ class Runner:
             if exception is None:
                 return None, status, error
             try:
-                return self.serializer.dumps(exception), status, error
+                return self.serializer.dumps_exception(exception), status, error
             except Exception:
                 return None, status, error
         try:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pickle
-from typing import Any, Callable
+import types
+from typing import Any, Callable, Optional
 
 _PLAIN = (int, float, str, bytes, bool, type(None), complex)
 PROTOCOL = 5
@@ -26,11 +27,18 @@ def _plain(value: Any, depth: int = 0) -> bool:
 
 
 def _by_reference(command: Any) -> bool:
-    """True for a function or class that the worker can import by name: not from __main__, not
-    local, and not in a module registered with ``cloudpickle.register_pickle_by_value``."""
+    """True for a function, builtin or class that the worker can import by name: not from
+    __main__, not local, and not in a module registered with ``cloudpickle.register_pickle_by_value``.
+    Anything else (a ``functools.partial``, a bound method, a callable instance) goes by value:
+    plain pickle would send its arguments or instance by reference, e.g. to a ``__main__`` class
+    the worker cannot import."""
+    if isinstance(command, types.BuiltinFunctionType):
+        return isinstance(command.__self__, (types.ModuleType, type(None)))
+    if not isinstance(command, (types.FunctionType, type)):
+        return False
     module = getattr(command, "__module__", None)
     qualname = getattr(command, "__qualname__", "")
-    if not (isinstance(module, str) and module != "__main__" and "<" not in qualname and callable(command)):
+    if not (isinstance(module, str) and module != "__main__" and "<" not in qualname):
         return False
     try:
         from cloudpickle import cloudpickle as _cloudpickle
@@ -38,6 +46,35 @@ def _by_reference(command: Any) -> bool:
         return bool(_cloudpickle._should_pickle_by_reference(command))
     except Exception:  # a cloudpickle without that helper: trust the module name
         return True
+
+
+def chained(exception: BaseException, cause: Optional[BaseException], context: Optional[BaseException],
+            suppress_context: bool) -> BaseException:
+    """Unpickling helper: ``exception`` with its ``__cause__`` and ``__context__`` set back."""
+    exception.__cause__ = cause
+    exception.__context__ = context
+    exception.__suppress_context__ = suppress_context
+    return exception
+
+
+class _Chained:
+    """Pickles an exception with its cause and context, which pickle alone drops."""
+
+    def __init__(self, exception: BaseException, depth: int = 0):
+        self.exception = exception
+        self.depth = depth
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        exception, depth = self.exception, self.depth
+        linked = [exception.__cause__, exception.__context__]
+        if depth < _CHAIN_MAX:
+            linked = [_Chained(link, depth + 1) if link is not None else None for link in linked]
+        else:
+            linked = [None, None]
+        return chained, (exception, linked[0], linked[1], exception.__suppress_context__)
+
+
+_CHAIN_MAX = 16  # links of an exception's cause/context chain sent back
 
 
 class Serializer:
@@ -68,6 +105,16 @@ class Serializer:
         if self.module is None:
             return pickle.dumps(value, PROTOCOL)
         return self._deep(value)
+
+    def dumps_exception(self, exception: BaseException) -> bytes:
+        """Bytes for an exception with its ``__cause__`` and ``__context__`` chain; the exception
+        alone when a linked one cannot be serialized."""
+        if exception.__cause__ is not None or exception.__context__ is not None:
+            try:
+                return self._deep(_Chained(exception))
+            except Exception:
+                pass
+        return self.dumps(exception)
 
     def dumps_command(self, command: Any) -> tuple[bytes, bool]:
         """Bytes for a command and whether they are stable (a by-reference callable or a string)."""

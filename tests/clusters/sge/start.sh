@@ -6,6 +6,10 @@
 #   SGE_ROOT=/var/lib/gridengine  SGE_CELL=default  queue all.q (CREW_SGE_SLOTS, default 8)  PE smp
 #
 # Afterwards:  export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
+#
+# Pid files count only when they name a live process of their daemon (stale ones are removed);
+# when a start fails, the script prints the failing daemon's messages tail and stops the daemons
+# this run started.
 set -euo pipefail
 
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default DEBIAN_FRONTEND=noninteractive
@@ -67,13 +71,53 @@ else
 fi
 echo "$HOST" > "$COMMON/act_qmaster"; chown sgeadmin:sgeadmin "$COMMON/act_qmaster"
 
-running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A pid file counts only when it names a live process of its daemon (an earlier run may have left
+# one whose pid now belongs to another process).
+running() {  # running <pid file> <program>
+  local pid
+  [ -s "$1" ] || return 1
+  pid=$(tr -dc 0-9 < "$1")
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
+}
+# What this run started (stopped again if the start fails) and the daemon being started (whose
+# messages file is shown if the start fails).
+started=()  # entries "label|pid file|messages file"
+current=""
+on_exit() {
+  local status=$? label file messages pid
+  rm -rf "${work:-/nonexistent-crew-dir}"
+  [ "$status" = 0 ] && return 0
+  echo "[sge start] FAILED (exit $status)" >&2
+  if [ -n "$current" ]; then
+    IFS='|' read -r label file messages <<<"$current"
+    echo "[sge start] last 40 lines of $label's messages ($messages):" >&2
+    # shellcheck disable=SC2086  # $messages may be a pattern
+    tail -n 40 $messages 2>/dev/null | sed 's/^/    /' >&2 || true
+  fi
+  for (( i=${#started[@]}-1; i>=0; i-- )); do
+    IFS='|' read -r label file messages <<<"${started[$i]}"
+    for pidfile in $file; do
+      if running "$pidfile" "$label"; then
+        pid=$(tr -dc 0-9 < "$pidfile")
+        echo "[sge start] stopping $label (pid $pid), which this run started" >&2
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -9 "$pid" 2>/dev/null || true
+      fi
+    done
+  done
+  exit "$status"
+}
+trap on_exit EXIT
 qconf_quiet() { local out; out=$(qconf "$@" 2>&1) || { echo "qconf $* failed: $out" >&2; return 1; }; }
 
 # ---------------------------------------------------------------- qmaster
-if ! running "$SPOOL/qmaster/qmaster.pid"; then
+current="sge_qmaster|$SPOOL/qmaster/qmaster.pid|$SPOOL/qmaster/messages"
+if ! running "$SPOOL/qmaster/qmaster.pid" sge_qmaster; then
   say "starting sge_qmaster"
+  rm -f "$SPOOL/qmaster/qmaster.pid"  # stale: its pid is not a live sge_qmaster
   /usr/sbin/sge_qmaster
+  started+=("$current")
 fi
 for _ in $(seq 300); do qstat >/dev/null 2>&1 && break; sleep 0.2; done
 qstat >/dev/null
@@ -81,7 +125,6 @@ say "sge_qmaster running (pid $(cat "$SPOOL/qmaster/qmaster.pid"))"
 
 # ---------------------------------------------------------------- configuration
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 # root may run jobs (tests run as root), quick load reports, accounting flushed within a second,
 # and job shells that are not login shells (a login bash would run the user's profile first,
 # e.g. a pyenv init that may stall on its lock; jobs get their environment from the job script)
@@ -176,10 +219,14 @@ if qconf -sql 2>/dev/null | grep -qx all.q; then qconf_quiet -Mq "$work/all.q"; 
 say "configured host $HOST, PE smp, queue all.q with $SLOTS slots"
 
 # ---------------------------------------------------------------- execd
-execd_running() { for f in "$SPOOL"/execd/*/execd.pid; do running "$f" && return 0; done; return 1; }
+# execd spools under the name its host resolves to (e.g. localhost), so look in every folder.
+execd_running() { for f in "$SPOOL"/execd/*/execd.pid; do running "$f" sge_execd && return 0; done; return 1; }
+current="sge_execd|$SPOOL/execd/*/execd.pid|$SPOOL/execd/*/messages"
 if ! execd_running; then
   say "starting sge_execd"
+  for f in "$SPOOL"/execd/*/execd.pid; do rm -f "$f"; done  # stale: none names a live sge_execd
   /usr/sbin/sge_execd
+  started+=("$current")
 fi
 # wait for the queue instance to leave the u(nknown) state; clear an E(rror) state
 state=missing
@@ -190,4 +237,5 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 if [ "$state" != ok ]; then echo "queue all.q@$HOST not usable (state: $state)" >&2; exit 1; fi
+current=""
 say "ready: all.q@$HOST ($SLOTS slots)"

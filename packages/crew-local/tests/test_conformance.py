@@ -1,7 +1,7 @@
 """crew-local passes the conformance kit that every launcher plugin runs."""
 
 import crew.testing
-from crew_local import local_controller
+from crew_local import LocalMonitor, local_controller
 
 
 class TestLocalConformance(crew.testing.ControllerSuite):
@@ -9,3 +9,6 @@ class TestLocalConformance(crew.testing.ControllerSuite):
 
     def make_controller(self, **options):
         return local_controller(**options)
+
+    def make_monitor(self):
+        return LocalMonitor()

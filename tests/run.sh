@@ -13,6 +13,13 @@ step "starting Son of Grid Engine"
 bash tests/clusters/sge/start.sh
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 
+step "installing openssh-server (crew-ssh's tests start their own sshd on 127.0.0.1)"
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null; }
+fi
+
 step "installing nox and uv"
 python3 -m pip install --quiet --disable-pip-version-check nox uv
 

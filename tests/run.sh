@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 T0=$SECONDS
 step() { echo "=== [tests/run.sh +$((SECONDS - T0))s] $*"; }
 
+step "installing iproute2 and nftables (tests/network)"
+command -v nft >/dev/null && command -v ip >/dev/null || {
+  apt-get install -y -qq --no-install-recommends iproute2 nftables >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2 nftables >/dev/null; }
+}
+
 step "starting SLURM"
 bash tests/clusters/slurm/start.sh
 step "starting Son of Grid Engine"

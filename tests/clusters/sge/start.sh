@@ -227,6 +227,9 @@ if ! execd_running; then
   for f in "$SPOOL"/execd/*/execd.pid; do rm -f "$f"; done  # stale: none names a live sge_execd
   /usr/sbin/sge_execd
   started+=("$current")
+  # it writes its pid file once registered; the queue may still look fine from the old execd
+  for _ in $(seq 150); do execd_running && break; sleep 0.2; done
+  execd_running || { echo "sge_execd did not come up" >&2; exit 1; }
 fi
 # wait for the queue instance to leave the u(nknown) state; clear an E(rror) state
 state=missing

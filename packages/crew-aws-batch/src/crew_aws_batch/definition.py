@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,7 +11,17 @@ from crew import validate
 from crew.errors import SettingError
 
 from ._aws import _Connection, _environment_list
-from ._options import _memory_mebibytes, _number_text, _retry_strategy
+from ._options import (
+    ARRAY_MAX,
+    NAME_MAX,
+    _memory_mebibytes,
+    _number_text,
+    _Options,
+    _retry_strategy,
+    _sanitise_name,
+    _submit_request,
+    _tags,
+)
 
 __all__ = ["AwsBatchDefinition"]
 
@@ -140,6 +151,77 @@ class AwsBatchDefinition:
             "arn": reply["jobDefinitionArn"],
         }
 
+    def submission(
+        self,
+        command: str | Sequence[str] | None,
+        *,
+        name: str | None = None,
+        revision: int | None = None,
+        array_size: int | None = None,
+        cpus: float | None = None,
+        gpus: int | None = None,
+        memory_gigabytes: float | None = None,
+        memory_mebibytes: int | None = None,
+        environment: Mapping[str, str] | None = None,
+        timeout: int | None = None,
+        retry_strategy: int | Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        propagate_tags: bool | None = None,
+        share_identifier: str | None = None,
+        scheduling_priority_override: int | None = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The ``submit_job`` request :meth:`submit` sends (a dry run). See :meth:`submit`."""
+        options = _Options(
+            job_queue=self.job_queue,
+            job_definition=_definition_reference(self.job_definition, revision),
+            cpus=validate.number("cpus", cpus, allow_none=True, exclusive_minimum=True),
+            gpus=validate.integer("gpus", gpus, minimum=1, allow_none=True),
+            memory_mebibytes=_memory_mebibytes(memory_gigabytes, memory_mebibytes),
+            environment=validate.mapping("environment", environment, values=str),
+            tags=_tags(tags),
+            propagate_tags=None if propagate_tags is None else validate.flag("propagate_tags", propagate_tags),
+            share_identifier=validate.text("share_identifier", share_identifier, allow_none=True),
+            scheduling_priority_override=validate.integer(
+                "scheduling_priority_override", scheduling_priority_override, minimum=0, maximum=9999, allow_none=True
+            ),
+            parameters=validate.mapping("parameters", parameters, values=str),
+            retry_strategy=_retry_strategy(retry_strategy),
+            timeout=validate.integer("timeout", timeout, minimum=60, allow_none=True),
+            container_overrides=None, node_overrides=None, eks_properties_override=None,
+        )  # fmt: skip
+        size = validate.integer("array_size", array_size, minimum=2, maximum=ARRAY_MAX, allow_none=True)
+        words = _command_words(command)
+        request = _submit_request(options, _submit_name(name, self.job_definition), words or [], {}, size or 1)
+        if words is None:
+            del request["containerOverrides"]["command"]  # the job definition's own command
+        return request
+
+    def submit(self, command: str | Sequence[str] | None, **settings: Any) -> dict[str, str]:
+        """Submit one job from the job definition; return ``{"name", "id", "arn"}`` (AWS's reply).
+
+        ``command`` runs in the container: a list of words, or a shell command line (a string,
+        run as ``["sh", "-c", command]``), or None for the job definition's own command. Keyword
+        arguments (all optional):
+
+            name: the job's name (default ``<job definition>-<random hex>``): 1-128 letters,
+                digits, ``_`` and ``-``, starting with a letter or digit.
+            revision: the job definition's revision (default: the newest active one).
+            array_size: 2-10,000 makes an array job of that many children.
+            cpus, gpus, memory_gigabytes (1 GB = 1024 MiB) or memory_mebibytes: resource
+                requirements overriding the job definition's.
+            environment: variables for the container (over the definition's; ``PYTHONUNBUFFERED=1``
+                is set unless given).
+            timeout (seconds per attempt, >= 60), retry_strategy (a number of attempts or AWS's
+            dict), tags, propagate_tags, share_identifier, scheduling_priority_override,
+            parameters: the submit_job fields of the same names.
+
+        Bad arguments raise :class:`crew.SettingError` naming the argument; AWS's refusals raise
+        :class:`crew.SchedulerError` with AWS's message. Follow the job with :meth:`monitor`.
+        """
+        reply = self.connection.call("batch", "submit_job", **self.submission(command, **settings))
+        return {"name": reply["jobName"], "id": reply["jobId"], "arn": reply.get("jobArn", "")}
+
     def describe(self, revision: int | None = None, active: bool = True) -> list[dict[str, Any]]:
         """The revisions of the job definition (only ACTIVE ones unless ``active=False``), oldest first.
 
@@ -198,6 +280,31 @@ class AwsBatchDefinition:
             f"AwsBatchDefinition(job_queue={self.job_queue!r}, job_definition={self.job_definition!r}, "
             f"log_group={self.log_group!r})"
         )
+
+
+def _definition_reference(job_definition: str, revision: Any) -> str:
+    """``name`` (AWS takes the newest active revision) or ``name:revision``."""
+    revision = validate.integer("revision", revision, minimum=1, allow_none=True)
+    return job_definition if revision is None else f"{job_definition}:{revision}"
+
+
+def _command_words(command: Any) -> list[str] | None:
+    """``command`` as the container's words: a list as given, a string through ``sh -c``."""
+    if command is None:
+        return None
+    if isinstance(command, str):
+        return ["sh", "-c", validate.text("command", command)]
+    words = validate.strings("command", command)
+    if not words:
+        raise SettingError("command must be a non-empty list of words, a shell command line or None, not []")
+    return words
+
+
+def _submit_name(name: Any, job_definition: str) -> str:
+    """The job's name: the one given (checked as AWS would), or the definition's with a random suffix."""
+    if name is None:
+        return f"{_sanitise_name(job_definition)[: NAME_MAX - 9]}-{secrets.token_hex(4)}"
+    return validate.text("name", name, pattern=r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 def _definition_row(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ CONTROLLER_OPTIONS = ("reset_globals", "reset_modules", "garbage_collection", "c
 COMMON_OPTIONS = (
     "name", "workers", "host", "port", "tls", "serializer", "profile", "seconds_interval", "seconds_timeout",
     "seconds_launch", "seconds_idle", "seconds_wall", "tasks_max", "tasks_timers", "reset_globals",
-    "reset_modules", "garbage_collection", "python", "metrics", "crashes_max", "backup",
+    "reset_modules", "garbage_collection", "python", "metrics", "crashes_max", "backup", "metrics_seconds",
 )
 """Every helper's first arguments, in this order (positional or keyword); a launcher's own options
 follow, keyword-only, the most derived class's first."""

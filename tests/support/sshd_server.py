@@ -23,6 +23,8 @@ import pytest
 SSHD = "/usr/sbin/sshd"
 HOST_ALIAS = "crew-test-sshd"
 """The ``Host`` of the client config: ``ssh -F <config> crew-test-sshd`` reaches the server."""
+VIA_SSHD = "CREW_TEST_VIA_SSHD"
+"""Set (to the server's port) in the environment of every command run through the server."""
 
 
 @dataclass
@@ -97,7 +99,9 @@ def _write_configs(folder: pathlib.Path, port: int) -> None:
         f"AuthorizedKeysFile {folder / 'authorized_keys'}", f"PidFile {folder / 'sshd.pid'}",
         "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
         "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password", "AllowTcpForwarding no",
-        "X11Forwarding no", "PrintMotd no", "LogLevel VERBOSE", "",
+        "X11Forwarding no", "PrintMotd no", "LogLevel VERBOSE",
+        f"SetEnv {VIA_SSHD}={port}",  # only commands run through this server see it
+        "",
     ]))
     host_key = (folder / "host_key.pub").read_text().split()
     (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")

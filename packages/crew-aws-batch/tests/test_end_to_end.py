@@ -45,10 +45,11 @@ class TestAwsBatchConformance(crew.testing.ControllerSuite):
     """crew's conformance kit: informal test, 200-task load test, terminate, crash retry, bad options."""
 
     seconds_timeout = 60
+    workers_many = 8  # the local AWS Batch below runs 8 jobs at once
 
     @pytest.fixture(autouse=True)
     def _local_batch(self, tmp_path):
-        with local_aws_batch(slots=4) as batch:
+        with local_aws_batch(slots=8) as batch:
             self.batch = batch
             self.scratch = tmp_path
             yield
@@ -58,6 +59,10 @@ class TestAwsBatchConformance(crew.testing.ControllerSuite):
 
     def scratch_directory(self):
         return str(self.scratch)
+
+    def make_monitor(self):
+        return AwsBatchMonitor(self.batch.job_queue, self.batch.job_definition, endpoint_url=self.batch.endpoint,
+                               region=self.batch.region)
 
     def remaining_workers(self, controller, pids):
         return crew.testing.pids_alive(pids) + active_jobs(self.batch)

@@ -163,10 +163,19 @@ class TestConformance(crew.testing.ControllerSuite):
     retry, bad options) run through one scheduler's controller helper."""
 
     seconds_timeout = SECONDS
+    workers_many = 8  # what the test schedulers run at once (tests/clusters/sge/start.sh: 8 slots)
 
     @pytest.fixture(autouse=True)
     def _use_platform(self, platform):
         self.platform = platform
+
+    def make_monitor(self) -> crew.Monitor:
+        return self.platform.monitor_class(script_directory=self.platform.scratch, **self.platform.monitor_options)
+
+    def owns(self, controller: crew.Controller, row: dict[str, Any]) -> bool | None:
+        """Each controller's jobs have their own name (where the scheduler lists it whole; else the
+        kit counts the jobs that are new since the check began)."""
+        return True if row["name"] == controller.launcher.job_name else None
 
     def make_controller(self, **options: Any) -> crew.Controller:
         return self.platform.controller(**options)

@@ -56,6 +56,7 @@ class TestSlurmConformance(crew.testing.ControllerSuite):
     """The checks every crew launcher passes, run through slurm_controller."""
 
     seconds_timeout = SECONDS
+    workers_many = 8  # what the test cluster runs at once (2 CPUs, OverSubscribe=4)
 
     @pytest.fixture(autouse=True)
     def _folder(self, tmp_path):
@@ -73,6 +74,13 @@ class TestSlurmConformance(crew.testing.ControllerSuite):
 
     def scratch_directory(self) -> str:
         return tempfile.mkdtemp(prefix="scratch-", dir=self.folder)
+
+    def make_monitor(self):
+        return SlurmMonitor(script_directory=self.folder / "scripts")
+
+    def owns(self, controller, row):
+        """Each controller's jobs have their own name."""
+        return row["name"] == controller.launcher.job_name
 
     def remaining_workers(self, controller, pids):
         """Worker processes still alive, and the controller's jobs still in SLURM's queue."""

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "tests" / "support"))
 
-import sshd_server  # noqa: E402
+import sshd_server
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,9 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "support"))
 
-import crew.testing  # noqa: E402
-import sshd_server  # noqa: E402
-from crew.testing import eventually  # noqa: E402
+import crew.testing
+import sshd_server
+from crew.testing import eventually
 
 pytestmark = pytest.mark.slurm
 SECONDS = 90.0

@@ -3,8 +3,10 @@
 A made-up plugin ("fake", registered by patching the entry-point lookup) stands in for a
 scheduler; the real crew-local plugin is used for the end-to-end checks (by pid, never --all)."""
 
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import types
@@ -12,6 +14,7 @@ from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import crew
+import plumbum
 import pytest
 from crew import cli, discovery
 from crew.testing import eventually, pids_alive
@@ -160,15 +163,78 @@ def test_terminate_ids(capsys):
     assert FakeMonitor.made[-1].ended == ["7_2"]
 
 
-def test_terminate_all(capsys):
+def test_terminate_all_with_yes(capsys):
+    code, out, _ = run(capsys, "terminate", "-l", "fake", "--all", "--yes")
+    assert code == 0 and out.strip() == "terminated 2 job(s): 7_1 7_2"
+
+
+class _Terminal:
+    """Standard input that is a terminal, answering ``answer``."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def isatty(self):
+        return True
+
+    def readline(self):
+        return self.answer
+
+
+def test_terminate_all_asks_first(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    code, out, err = run(capsys, "terminate", "-l", "fake", "--all")
+    assert code == 1 and out == "" and "end all 2 fake crew worker job(s)" in err and "nothing ended" in err
+    assert FakeMonitor.made[-1].ended == []
+    monkeypatch.setattr(sys, "stdin", _Terminal("y\n"))
     code, out, _ = run(capsys, "terminate", "-l", "fake", "--all")
     assert code == 0 and out.strip() == "terminated 2 job(s): 7_1 7_2"
 
 
-def test_terminate_needs_ids_or_all_but_not_both(capsys):
+def test_terminate_all_without_a_terminal_needs_yes(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, out, err = run(capsys, "terminate", "-l", "fake", "--all")
+    assert code == 1 and out == "" and len(err.splitlines()) == 1 and "confirm with --yes" in err
+    assert FakeMonitor.made[-1].ended == []
+
+
+_FAKE_JOBS = FakeMonitor.jobs
+
+
+def _jobs_with_controllers(monitor):
+    rows = _FAKE_JOBS(monitor) + [dict(id="8_1", array_index=1, name="crew-b", state="running", reason=None,
+                                             node="n2", start_time=None, raw_state="R")]
+    for row, (controller, alive) in zip(rows, [("c1", True), ("c1", True), ("c2", False)]):
+        row.update(controller=controller, controller_alive=alive)
+    return rows
+
+
+def test_terminate_orphans_and_one_controllers_workers(capsys, monkeypatch):
+    monkeypatch.setattr(FakeMonitor, "jobs", _jobs_with_controllers)
+    monkeypatch.setattr(FakeMonitor, "terminate", lambda self, ids=None, all=False: self.ended.extend(ids) or ids)
+    code, out, _ = run(capsys, "terminate", "-l", "fake", "--orphans")
+    assert code == 0 and out.strip() == "terminated 1 job(s): 8_1"
+    code, out, _ = run(capsys, "terminate", "-l", "fake", "--controller", "c1")
+    assert code == 0 and out.strip() == "terminated 2 job(s): 7_1 7_2" and FakeMonitor.made[-1].ended == ["7_1", "7_2"]
+    code, out, _ = run(capsys, "terminate", "-l", "fake", "--controller", "c9")
+    assert code == 0 and out.strip() == "terminated 0 job(s)"
+    code, out, _ = run(capsys, "workers", "-l", "fake")
+    assert out.splitlines()[0].split()[-2:] == ["CONTROLLER", "CONTROLLER_ALIVE"]
+    assert out.splitlines()[3].split()[-2:] == ["c2", "False"]
+
+
+def test_terminate_by_controller_needs_a_monitor_that_knows_controllers(capsys):
+    code, out, err = run(capsys, "terminate", "-l", "fake", "--orphans")
+    assert code == 1 and out == "" and "does not tell which controller" in err
+
+
+def test_terminate_needs_one_scope(capsys):
     assert run(capsys, "terminate", "-l", "fake")[0] == 2
-    code, _, err = run(capsys, "terminate", "-l", "fake", "--all", "7_1")
-    assert code == 2 and "not both" in err
+    for extra in (["--all", "7_1"], ["--orphans", "--all"], ["--controller", "abc", "7_1"]):
+        code, _, err = run(capsys, "terminate", "-l", "fake", *extra)
+        assert code == 2 and "exactly one of: job ids, --controller ID, --orphans, --all" in err
+    code, _, err = run(capsys, "terminate", "-l", "fake", "--yes", "7_1")
+    assert code == 2 and "--yes only applies to --all" in err
     assert FakeMonitor.made == [] or FakeMonitor.made[-1].ended == []
 
 
@@ -204,10 +270,108 @@ def test_local_workers_listed_and_terminated_by_pid(capsys):
         eventually(lambda: not pids_alive([pid]), 30)
 
 
+def _local_worker_rows(capsys, pids):
+    code, out, _ = run(capsys, "workers", "--launcher", "local", "--json")
+    assert code == 0
+    return {row["id"]: row for row in json.loads(out) if row["id"] in pids}
+
+
+def _orphan_worker():
+    """A process that the local monitor takes for a worker whose controller has exited: its
+    command line is a worker's, and the process recorded as its launcher (a shell) is gone."""
+    fake = f"{sys.executable} -c 'import time; time.sleep(300)' -m crew.worker tcp://127.0.0.1:9 --controller gone0123"
+    done = subprocess.run(["sh", "-c", f"CREW_CONTROLLER_PID=$$ {fake} >/dev/null 2>&1 & echo $!"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    return int(done.stdout.split()[-1])
+
+
+def test_terminate_scopes_local_workers_to_a_controller_or_orphans(capsys):
+    """--controller ends one controller's workers; --orphans only those whose controller has exited."""
+    orphan = _orphan_worker()
+    try:
+        with local_controller(workers=1) as controller:
+            controller.push("import os; os.getpid()", name="pid")
+            assert controller.wait(seconds_timeout=60)
+            mine = controller.pop().result
+            rows = _local_worker_rows(capsys, {mine, orphan})
+            assert rows[mine]["controller_alive"] is True and rows[orphan]["controller_alive"] is False
+            assert rows[orphan]["controller"] == "gone0123" and rows[mine]["controller"] != "gone0123"
+            # (--orphans would also end other programs' orphans on this machine: tested below, on a fake.)
+            code, out, _ = run(capsys, "terminate", "-l", "local", "--controller", "gone0123")
+            assert code == 0 and out.strip() == f"terminated 1 job(s): {orphan}"
+            eventually(lambda: not pids_alive([orphan]), 30)
+            assert pids_alive([mine]) == [mine]
+            code, out, _ = run(capsys, "terminate", "-l", "local", "--controller", rows[mine]["controller"])
+            assert code == 0 and out.strip() == f"terminated 1 job(s): {mine}"
+            eventually(lambda: not pids_alive([mine]), 30)
+    finally:
+        for pid in pids_alive([orphan]):
+            os.kill(pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------- one-line errors
+class _MissingMonitor(crew.Monitor):
+    """Needs a queue, as AWS Batch's monitor does."""
+
+    def __init__(self, job_queue, region=None):
+        self.job_queue = job_queue
+
+    def jobs(self):
+        raise crew.SchedulerError("qstat -f", "SGE 8.1.9\nusage: qstat [options]\n  [-ext] view additional attributes")
+
+    def terminate(self, ids=None, all=False):
+        return []
+
+
+def test_a_required_monitor_argument_is_named(capsys, monkeypatch):
+    monkeypatch.setattr(FakeMonitor, "__init__", _MissingMonitor.__init__)
+    code, out, err = run(capsys, "workers", "-l", "fake")
+    assert code == 1 and out == "" and len(err.splitlines()) == 1
+    assert "the fake monitor needs job_queue: pass -o job_queue=VALUE" in err
+
+
+def test_a_schedulers_many_lines_become_one(capsys, monkeypatch):
+    monkeypatch.setattr(FakeMonitor, "jobs", _MissingMonitor.jobs)
+    code, out, err = run(capsys, "workers", "-l", "fake")
+    assert code == 1 and out == ""
+    assert err == "crew workers: error: qstat -f failed: SGE 8.1.9 [2 more line(s) of output not shown]\n"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["workers", "-l", "aws_batch"], "the aws_batch monitor needs job_queue: pass -o job_queue=VALUE"),
+    (["workers", "-l", "lsf"], "bjobs failed: bjobs is not installed (not found on this machine)"),
+    (["logs", "-l", "slurm", "not-a-job"], "id must be a SLURM job id such as 123 or 123_4, not 'not-a-job'"),
+])
+def test_installed_plugins_fail_in_one_line(capsys, tmp_path, argv, expected):
+    """The real plugins, as the installed command runs them: one line on stderr, exit code 1
+    (LSF's commands are looked up on a PATH that has none of them)."""
+    with plumbum.local.env(PATH=str(tmp_path)):
+        code, out, err = run(capsys, *argv)
+    assert code == 1 and out == "" and len(err.splitlines()) == 1 and expected in err, err
+    assert "0x" not in err and "Traceback" not in err
+
+
+def test_slurm_logs_of_an_unknown_job_fail(capsys, tmp_path):
+    """No such job and no log file: an error naming the job, never empty output and exit code 0."""
+    code, out, err = run(capsys, "logs", "-l", "slurm", "-o", f"script_directory={str(tmp_path)!r}", "99999999_1")
+    assert code == 1 and out == "" and len(err.splitlines()) == 1
+    assert "no log of job 99999999_1" in err and str(tmp_path) in err
+
+
 # ---------------------------------------------------------------------- demo, new-plugin, config
 def test_demo(capsys):
-    code, out, _ = run(capsys, "demo", "--workers", "1", "--tasks", "10")
-    assert code == 0 and "crew demo: 10 tasks on 1 local workers" in out and "exactly 1..10" in out
+    code, out, _ = run(capsys, "demo", "--workers", "2", "--tasks", "40")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("crew demo: 40 tasks of 20 ms each, on ") and "exactly 1..40" in out
+    header = lines[1].split()
+    assert header[:4] == ["worker", "tasks", "busy", "(s)"]
+    rows = [line.split() for line in lines[2:4]]
+    assert sum(int(row[1]) for row in rows) == 40
+    idle = [row[0] for row in rows if row[1] == "0"]
+    if idle:  # a worker that ran nothing is explained
+        assert lines[4].startswith(f"worker(s) {', '.join(idle)} ran no task")
+    else:
+        assert "of 2 local worker(s)" in lines[0]
 
 
 def test_demo_bad_arguments(capsys):

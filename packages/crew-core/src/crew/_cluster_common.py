@@ -13,6 +13,7 @@ from typing import Any, cast
 import plumbum
 from plumbum.commands.processes import CommandNotFound, ProcessTimedOut
 from plumbum.machines.base import BaseMachine
+from plumbum.machines.local import LocalMachine
 
 from . import validate
 from .errors import SchedulerError, SettingError
@@ -78,7 +79,8 @@ def _run_command(machine: Any, argv: Sequence[str], stdin: str | None, seconds_t
     try:
         command = machine[argv[0]][list(argv[1:])]
     except CommandNotFound:
-        raise SchedulerError(text, f"{argv[0]} is not installed (not found on {machine})") from None
+        where = "this machine" if isinstance(machine, LocalMachine) else str(machine)
+        raise SchedulerError(argv[0], f"{argv[0]} is not installed (not found on {where})") from None
     if stdin is not None:
         command = command << stdin
     try:

@@ -7,6 +7,7 @@ Run ``crew --help`` (or ``python -m crew --help``). Exit codes: 0 success, 1 the
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -25,7 +26,8 @@ examples:
   crew workers --launcher slurm
   crew workers --launcher slurm -o job_name=crew-analysis --json
   crew terminate --launcher slurm 1234_1 1234_2
-  crew terminate --launcher local --all
+  crew terminate --launcher local --orphans
+  crew terminate --launcher local --controller 3f2a9c0d1e4b5a69
   crew logs --launcher slurm 1234_1
   crew demo --workers 2
   crew new-plugin mycluster
@@ -87,10 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     launcher_options(sub)
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    sub = command("terminate", "end a launcher's worker jobs by id, or all of them", _terminate)
+    sub = command("terminate", "end a launcher's worker jobs: by id, by controller, or all of them", _terminate)
     launcher_options(sub)
     sub.add_argument("ids", nargs="*", metavar="ID", help="job ids as `crew workers` shows them")
-    sub.add_argument("--all", action="store_true", help="end every pending or running crew worker job")
+    sub.add_argument("--controller", metavar="CONTROLLER",
+                     help="end the workers of this controller (its id in the CONTROLLER column of `crew workers`)")
+    sub.add_argument("--orphans", action="store_true",
+                     help="end the workers whose controller is no longer running")
+    sub.add_argument("--all", action="store_true",
+                     help="end every pending or running crew worker job of this user, other programs' "
+                          "included (asks first)")
+    sub.add_argument("--yes", "-y", action="store_true", help="do not ask before --all")
 
     sub = command("logs", "print what a worker wrote to its log", _logs)
     launcher_options(sub)
@@ -126,7 +135,30 @@ def _launchers(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> Any:
-    return discovery.monitor(args.launcher, **dict(args.option))
+    options = dict(args.option)
+    _require_arguments(args.launcher, options)
+    return discovery.monitor(args.launcher, **options)
+
+
+def _require_arguments(name: str, options: dict[str, Any]) -> None:
+    """The monitor's required arguments must come from ``-o`` or the site configuration."""
+    plugin = discovery.load(name)
+    if plugin.monitor is None:
+        return  # discovery.monitor says so
+    try:
+        parameters = inspect.signature(plugin.monitor).parameters.values()
+    except (TypeError, ValueError):
+        return
+    given = set(options) | set(discovery.defaults(name, "monitors"))
+    missing = [p.name for p in parameters if p.default is inspect.Parameter.empty
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in given]
+    if missing:
+        flags = " ".join(f"-o {key}=VALUE" for key in missing)
+        raise _Failure(f"the {name} monitor needs {', '.join(missing)}: pass {flags}, "
+                       f"or set it under [monitors.{name}] in a crew.toml (see `crew config`)")
+
+
+_COLUMNS = ("id", "array_index", "name", "state", "reason", "node", "start_time")
 
 
 def _workers(args: argparse.Namespace, out: TextIO) -> int:
@@ -134,17 +166,54 @@ def _workers(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print(json.dumps(jobs, indent=2, default=str), file=out)
     elif jobs:
-        _table(jobs, ("id", "array_index", "name", "state", "reason", "node", "start_time"), out)
+        extra = ("controller", "controller_alive") if any("controller" in row for row in jobs) else ()
+        _table(jobs, (*_COLUMNS, *extra), out)
     else:
         print(f"no {args.launcher} worker jobs", file=out)
     return EXIT_OK
 
 
+def _chosen(args: argparse.Namespace, monitor: Any) -> list[str]:
+    """The ids that ``--controller``, ``--orphans`` or ``--all`` choose among the running jobs."""
+    jobs = [row for row in monitor.jobs() if row.get("state") in ("pending", "running")]
+    if args.all:
+        return [str(row["id"]) for row in jobs]
+    if jobs and not all("controller" in row for row in jobs):
+        raise _Failure(f"the {args.launcher} monitor does not tell which controller a worker serves; "
+                       "pass job ids, or --all")
+    if args.orphans:
+        return [str(row["id"]) for row in jobs if not row.get("controller_alive", True)]
+    return [str(row["id"]) for row in jobs if row.get("controller") == args.controller]
+
+
+def _confirm(args: argparse.Namespace, ids: list[str]) -> None:
+    """Ask before ``--all`` ends jobs (``--yes`` skips the question)."""
+    if args.yes or not ids:
+        return
+    question = (f"end all {len(ids)} {args.launcher} crew worker job(s) of this user, "
+                f"including those of other running programs? [y/N] ")
+    if not sys.stdin.isatty():
+        raise _Failure(f"--all would end {len(ids)} job(s), other programs' included; "
+                       "confirm with --yes (no terminal to ask on)")
+    print(question, end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise _Failure("nothing ended")
+
+
 def _terminate(args: argparse.Namespace, out: TextIO) -> int:
-    if bool(args.ids) == bool(args.all):
-        raise _Usage("terminate needs job ids or --all (not both)")
+    scopes = sum((bool(args.ids), bool(args.all), bool(args.orphans), args.controller is not None))
+    if scopes != 1:
+        raise _Usage("terminate needs exactly one of: job ids, --controller ID, --orphans, --all")
+    if args.yes and not args.all:
+        raise _Usage("--yes only applies to --all")
     monitor = _monitor(args)
-    ended = monitor.terminate(all=True) if args.all else monitor.terminate(ids=list(args.ids))
+    if args.ids:
+        ended = monitor.terminate(ids=list(args.ids))
+    else:
+        chosen = _chosen(args, monitor)
+        if args.all:
+            _confirm(args, chosen)
+        ended = monitor.terminate(ids=chosen) if chosen else []
     ended_text = {str(job) for job in ended}
     print(f"terminated {len(ended)} job(s)" + (": " + " ".join(str(job) for job in ended) if ended else ""), file=out)
     missing = [job for job in args.ids if job not in ended_text]
@@ -158,6 +227,8 @@ def _logs(args: argparse.Namespace, out: TextIO) -> int:
         text = _monitor(args).log(args.id)
     except NotImplementedError as error:
         raise _Failure(str(error)) from None
+    if not text:
+        print(f"(job {args.id} wrote nothing to its log)", file=sys.stderr)
     out.write(text if text.endswith("\n") or not text else text + "\n")
     return EXIT_OK
 
@@ -226,6 +297,16 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: TextIO) 
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip(), file=out)
 
 
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line: a scheduler's many lines of output are cut to their first."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if len(lines) == 1:
+        return lines[0]
+    return f"{lines[0]} [{len(lines) - 1} more line(s) of output not shown]"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``crew`` command with ``argv`` (default: the process's arguments); return the exit code."""
     parser = build_parser()
@@ -238,10 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, sys.stdout)
     except _Usage as error:
         args.parser.print_usage(sys.stderr)
-        print(f"crew {args.command}: error: {error}", file=sys.stderr)
+        print(f"crew {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except (_Failure, CrewError, OSError) as error:
-        print(f"crew {args.command}: error: {error}", file=sys.stderr)
+        print(f"crew {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("crew: interrupted", file=sys.stderr)

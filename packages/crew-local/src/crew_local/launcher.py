@@ -49,6 +49,7 @@ class LocalLauncher(crew.Launcher):
         """
         env = dict(os.environ)
         env.update(self.environment)
+        env["CREW_CONTROLLER_PID"] = str(os.getpid())  # LocalMonitor tells live controllers' workers by it
         output: Any = subprocess.DEVNULL
         if self.log_directory:
             os.makedirs(self.log_directory, exist_ok=True)

@@ -15,6 +15,10 @@ __all__ = ["LocalMonitor"]
 class LocalMonitor(crew.Monitor):
     """Lists and ends this user's crew worker processes on this machine (by pid).
 
+    Besides the keys of ``crew.JOB_COLUMNS``, each row has ``controller`` (the id of the controller
+    the worker serves) and ``controller_alive`` (False once the process that launched the worker
+    has exited), so that ``crew terminate --controller ID`` and ``--orphans`` can choose workers.
+
     PLATFORM: ask the platform for the user's crew jobs instead, and end them by job id.
     """
 
@@ -36,6 +40,8 @@ class LocalMonitor(crew.Monitor):
                 "node": os.uname().nodename,
                 "start_time": datetime.datetime.fromtimestamp(info["create_time"]),
                 "raw_state": info["status"],
+                "controller": _controller_id(info["cmdline"] or []),
+                "controller_alive": _controller_alive(process),
             })
         return rows
 
@@ -69,3 +75,25 @@ def _is_worker(cmdline: list[str]) -> bool:
     if any(word.endswith("crew-worker") for word in cmdline[:2]):
         return True
     return "-m" in cmdline and "crew.worker" in cmdline
+
+
+def _controller_id(cmdline: list[str]) -> str | None:
+    """The value of the worker's ``--controller`` argument."""
+    for index, word in enumerate(cmdline[:-1]):
+        if word == "--controller":
+            return cmdline[index + 1]
+    return None
+
+
+def _controller_alive(process: psutil.Process) -> bool:
+    """Whether the process that launched this worker still runs: LocalLauncher records its pid in
+    the worker's environment (``CREW_CONTROLLER_PID``), and a worker whose controller has exited
+    has been handed to another parent."""
+    try:
+        parent = process.ppid()
+        recorded = process.environ().get("CREW_CONTROLLER_PID")
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    if recorded is None or not recorded.isdigit():
+        return parent > 1
+    return parent == int(recorded)

@@ -8,7 +8,7 @@ import logging
 import re
 from typing import Any
 
-from crew import SchedulerError, validate
+from crew import SchedulerError, SettingError, validate
 from crew.cluster import ClusterMonitor, array_indices
 
 from .launcher import STATES
@@ -21,6 +21,7 @@ _SQUEUE_FORMAT = "%i|%K|%T|%r|%N|%S|%j"
 _SACCT_FORMAT = "JobID,State,Reason,NodeList,Start,JobName"
 _NO_VALUE = ("", "N/A", "None", "(null)", "Unknown", "None assigned")
 _PENDING_ARRAY = re.compile(r"(\d+)_\[([^\]]+)\]")
+_JOB_ID = re.compile(r"\d+(?:_\d+)?")
 
 
 def _value(text: str) -> str | None:
@@ -140,8 +141,15 @@ class SlurmMonitor(ClusterMonitor):
             return []
 
     def log(self, id: Any) -> str:
-        """What the worker of job ``id`` (e.g. ``123_4``) wrote to its output and error logs."""
-        paths = self._log_paths(str(id))
+        """What the worker of job ``id`` (e.g. ``123_4``) wrote to its output and error logs.
+
+        Raises :class:`crew.SchedulerError` when SLURM does not know the job (or cannot be
+        reached) and no log file of it is found under :attr:`log_directory`.
+        """
+        job_id = str(id).strip()
+        if not _JOB_ID.fullmatch(job_id):
+            raise SettingError(f"id must be a SLURM job id such as 123 or 123_4, not {id!r}")
+        paths = self._log_paths(job_id)
         texts = [self._read(path) for path in dict.fromkeys(paths)]
         return "".join(text if text.endswith("\n") or not text else text + "\n" for text in texts)
 
@@ -149,12 +157,19 @@ class SlurmMonitor(ClusterMonitor):
         """The worker's log files: from ``scontrol show job``, or the default names if SLURM forgot it."""
         try:
             details = self._run(["scontrol", "show", "job", job_id])
-        except SchedulerError:
+            why = "no log file of it is known to SLURM"
+        except SchedulerError as error:
             details = ""
+            why = error.scheduler_message.strip().splitlines()[0] if error.scheduler_message.strip() else str(error)
         paths = re.findall(r"\bStd(?:Out|Err)=(\S+)", details)
         if paths:
             return paths
         job, _, index = job_id.partition("_")
         logs = self.machine.path(self.log_directory)
         pattern = f"*_{job}_{index or '*'}"
-        return [str(path) for suffix in ("out", "err") for path in sorted(logs // f"{pattern}.{suffix}")]
+        found = [str(path) for suffix in ("out", "err") for path in sorted(logs // f"{pattern}.{suffix}")]
+        if not found:
+            raise SchedulerError(f"scontrol show job {job_id}",
+                                 f"no log of job {job_id}: {why}, and no file {pattern}.out or .err "
+                                 f"in {self.log_directory}")
+        return found

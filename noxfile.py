@@ -105,7 +105,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff, then mypy (settings in mypy.ini): ``--strict`` on crew-core, normal mode on the plugins."""
     session.install("ruff==0.17.*")
-    session.run("ruff", "check", "packages", "tests", "bench", "noxfile.py")
+    session.run("ruff", "check", "packages", "tests", "bench", "tools", "noxfile.py")
     # The packages are installed (not editable, with their py.typed markers) so that mypy sees
     # crew-core's annotations from the plugins and the annotations of their dependencies; tomli
     # lets mypy check the Python < 3.11 branch that reads TOML with it, pytest the plugins' test kits.

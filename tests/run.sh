@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs (Debian packages for SLURM
-# and Son of Grid Engine, nox from PyPI), starts both clusters, then runs every nox test session.
+# and Son of Grid Engine; nox and uv from PyPI into .venv-nox, by tools/nox.py), starts both clusters,
+# then builds the packages and runs every nox test session on the wheels.
 # Usage: bash tests/run.sh [nox options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +27,25 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
     { apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null; }
 fi
 
-step "installing nox and uv"
-python3 -m pip install --quiet --disable-pip-version-check nox uv
+step "putting Python 3.9 to 3.13 on PATH for nox"
+# nox looks for python3.9 ... python3.13 on PATH. Link the pyenv interpreters (if any) into a
+# folder of their own, so that `python3` itself stays the system's.
+pythons=.nox/pythons
+mkdir -p "$pythons"
+for version in 3.9 3.10 3.11 3.12 3.13; do
+  found=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*/bin/python"$version" 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -n "$found" ]; then
+    ln -sf "$found" "$pythons/python$version"
+  elif ! command -v "python$version" >/dev/null; then
+    echo "tests/run.sh: python$version is not installed (nox tests crew-core and crew-local on 3.9 to 3.13)" >&2
+    exit 1
+  fi
+done
+export PATH="$PWD/$pythons:$PATH"
 
-step "running the test sessions"
+step "running the test sessions (nox and uv in .venv-nox, made by tools/nox.py)"
 status=0
-python3 -m nox --no-color -s lint tests docs bench_quick "$@" || status=$?
+python3 tools/nox.py --no-color -s build lint tests docs bench_quick "$@" || status=$?
 
 step "stopping the clusters"
 bash tests/clusters/sge/stop.sh || true

@@ -76,33 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler, parser=sub)
         return sub
 
-    def launcher_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--launcher", "-l", required=True, metavar="NAME",
-                         help="the launcher plugin (see `crew launchers`), e.g. local or slurm")
-        sub.add_argument("--option", "-o", action="append", type=_option, default=[], metavar="KEY=VALUE",
-                         help="an argument of the plugin's monitor (repeatable); VALUE in TOML syntax")
-
     sub = command("launchers", "list the installed launcher plugins", _launchers)
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub = command("workers", "list a launcher's worker jobs (through its monitor)", _workers)
-    launcher_options(sub)
+    _launcher_options(sub)
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub = command("terminate", "end a launcher's worker jobs: by id, by controller, or all of them", _terminate)
-    launcher_options(sub)
-    sub.add_argument("ids", nargs="*", metavar="ID", help="job ids as `crew workers` shows them")
-    sub.add_argument("--controller", metavar="CONTROLLER",
-                     help="end the workers of this controller (its id in the CONTROLLER column of `crew workers`)")
-    sub.add_argument("--orphans", action="store_true",
-                     help="end the workers whose controller is no longer running")
-    sub.add_argument("--all", action="store_true",
-                     help="end every pending or running crew worker job of this user, other programs' "
-                          "included (asks first)")
-    sub.add_argument("--yes", "-y", action="store_true", help="do not ask before --all")
+    _launcher_options(sub)
+    _terminate_arguments(sub)
 
     sub = command("logs", "print what a worker wrote to its log", _logs)
-    launcher_options(sub)
+    _launcher_options(sub)
     sub.add_argument("id", metavar="ID", help="a job id as `crew workers` shows it")
 
     sub = command("demo", "run tasks on local workers and print the summary (needs crew-local)", _demo)
@@ -118,6 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("config", "show the site configuration files and the defaults they set", _config)
     sub.add_argument("--launcher", "-l", metavar="NAME", help="only this launcher's defaults")
     return parser
+
+
+def _launcher_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--launcher", "-l", required=True, metavar="NAME",
+                     help="the launcher plugin (see `crew launchers`), e.g. local or slurm")
+    sub.add_argument("--option", "-o", action="append", type=_option, default=[], metavar="KEY=VALUE",
+                     help="an argument of the plugin's monitor (repeatable); VALUE in TOML syntax")
+
+
+def _terminate_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("ids", nargs="*", metavar="ID", help="job ids as `crew workers` shows them")
+    sub.add_argument("--controller", metavar="CONTROLLER",
+                     help="end the workers of this controller (its id in the CONTROLLER column of `crew workers`)")
+    sub.add_argument("--orphans", action="store_true",
+                     help="end the workers whose controller is no longer running")
+    sub.add_argument("--all", action="store_true",
+                     help="end every pending or running crew worker job of this user, other programs' "
+                          "included (asks first)")
+    sub.add_argument("--yes", "-y", action="store_true", help="do not ask before --all")
 
 
 # ---------------------------------------------------------------------- commands

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -271,10 +272,23 @@ class ControllerSuite:
 
     def scratch_directory(self) -> str:
         """A folder both the test and the workers can read and write (under ``./.crew/suite``,
-        since cluster workers share the working directory, not /tmp)."""
+        since cluster workers share the working directory, not /tmp); removed after the test,
+        with ``.crew/suite`` and ``.crew`` when nothing else is left in them."""
         parent = os.path.join(os.getcwd(), ".crew", "suite")
         os.makedirs(parent, exist_ok=True)
-        return tempfile.mkdtemp(prefix="crew-suite-", dir=parent)
+        folder = tempfile.mkdtemp(prefix="crew-suite-", dir=parent)
+        self.__dict__.setdefault("_scratch_made", []).append(folder)
+        return folder
+
+    def teardown_method(self, method: Any = None) -> None:
+        """pytest calls it after each test: remove the folders :meth:`scratch_directory` made."""
+        for folder in self.__dict__.pop("_scratch_made", []):
+            shutil.rmtree(folder, ignore_errors=True)
+            for parent in (os.path.dirname(folder), os.path.dirname(os.path.dirname(folder))):
+                try:
+                    os.rmdir(parent)  # only when empty
+                except OSError:
+                    break
 
     def controller(self, **options: Any) -> Controller:
         """:meth:`make_controller`, noting which workers the monitor lists before it starts."""

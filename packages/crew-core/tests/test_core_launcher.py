@@ -131,8 +131,16 @@ def test_call_text(bound):
     assert words[:3] == [sys.executable, "-m", "crew.worker"]
     assert url.startswith("tcp://127.0.0.1:")
     controller_id = words[words.index("--controller") + 1]
-    assert words[4:] == ["--controller", controller_id, "--launch", "7", "--seconds-timeout", "60"]
+    secret_file = words[-1]
+    assert words[4:] == ["--controller", controller_id, "--launch", "7", "--seconds-timeout", "60",
+                         "--secret-file", secret_file]
     assert shlex.split(launcher.call())[words.index("--launch") + 1] == "0"
+    # the call names a private file that holds the secret; the secret itself is not on it
+    assert launcher.contact.secret not in launcher.call()
+    assert os.stat(secret_file).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.dirname(secret_file)).st_mode & 0o777 == 0o700
+    with open(secret_file) as handle:
+        assert handle.read().startswith(f"CREW_SECRET={launcher.contact.secret}\n")
 
 
 def test_call_carries_every_worker_setting(bound, tmp_path):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from . import discovery, validate
     from ._build import build_controller, controller_helper
     from ._controller import Controller
+    from ._controller.sequential import SequentialController, sequential_controller
     from .client import Client
     from .discovery import controller
     from .errors import CrewError, LaunchError, SchedulerError, SettingError, TaskError
@@ -52,6 +53,8 @@ _EXPORTS = {
     "TLS": "tls",
     "TaskError": "errors",
     "build_controller": "_build",
+    "sequential_controller": "_controller.sequential",
+    "SequentialController": "_controller.sequential",
     "controller_helper": "_build",
 }
 _MODULES = ("discovery", "validate")
@@ -79,6 +82,8 @@ __all__ = [
     "build_controller",
     "controller",
     "controller_helper",
+    "sequential_controller",
+    "SequentialController",
     "discovery",
     "validate",
 ]

@@ -10,6 +10,7 @@ from typing import Any, Callable, Union
 
 from . import validate
 from ._controller import Controller
+from ._controller.outcome import ERROR_MODES, check
 from .errors import SettingError
 from .results import Result
 
@@ -77,25 +78,48 @@ class ControllerGroup:
             **options: Any) -> list[Result]:
         return self.member(controller).map(command, iterate, **options)
 
-    def pop(self, scale: bool = True) -> Result | None:
-        """The next result of any member, or None."""
-        for member in self.controllers.values():
-            result = member.pop(scale=scale)
+    def members(self, controllers: Iterable[str] | None = None) -> list[Controller]:
+        """The members named in ``controllers`` (all when None), in the group's order."""
+        if controllers is None:
+            return list(self.controllers.values())
+        names = set(validate.strings("controllers", controllers))
+        unknown = sorted(names - set(self.controllers))
+        if unknown:
+            raise SettingError(f"controllers must name members of the group ({sorted(self.controllers)}), "
+                               f"not {unknown}")
+        return [member for name, member in self.controllers.items() if name in names]
+
+    def pop(self, scale: bool = True, error: str = "silent",
+            controllers: Iterable[str] | None = None) -> Result | None:
+        """The next result of any member (of those named in ``controllers``), or None; ``error``
+        as for :meth:`crew.Controller.pop`."""
+        for member in self.members(controllers):
+            result = member.pop(scale=scale, error=error)
             if result is not None:
                 return result
         return None
 
-    def collect(self, scale: bool = True) -> list[Result]:
+    def collect(self, scale: bool = True, frame: bool = False, error: str = "silent",
+                controllers: Iterable[str] | None = None) -> Any:
+        """Every result of the members (named in ``controllers``); with ``frame=True`` a pandas
+        DataFrame; ``error`` as for :meth:`crew.Controller.collect` (applied once all are taken)."""
         results: list[Result] = []
-        for member in self.controllers.values():
+        for member in self.members(controllers):
             results.extend(member.collect(scale=scale))
+        check(results, validate.choice("error", error, ERROR_MODES))
+        if frame:
+            from ._frame import results_frame
+
+            return results_frame(results)
         return results
 
-    def wait(self, mode: str = "all", seconds_timeout: float | None = None) -> bool:
-        """Block until every member has resolved everything (``"all"``) or any has a result (``"one"``)."""
+    def wait(self, mode: str = "all", seconds_timeout: float | None = None,
+             controllers: Iterable[str] | None = None) -> bool:
+        """Block until every member (named in ``controllers``) has resolved everything (``"all"``)
+        or any has a result to pop (``"one"``); False if ``seconds_timeout`` passed first."""
         validate.choice("mode", mode, ("all", "one"))
         deadline = math.inf if seconds_timeout is None else time.monotonic() + seconds_timeout
-        members = list(self.controllers.values())
+        members = self.members(controllers)
         with self._cond:
             while True:
                 # wait(seconds_timeout=0) checks one member at once: it raises the member's
@@ -109,8 +133,10 @@ class ControllerGroup:
                     return False
                 self._cond.wait(min(left, 1.0))
 
-    def cancel(self, names: Union[str, Iterable[str], None] = None, all: bool = False) -> None:
-        for member in self.controllers.values():
+    def cancel(self, names: Union[str, Iterable[str], None] = None, all: bool = False,
+               controllers: Iterable[str] | None = None) -> None:
+        """Cancel tasks by name, or all, in the members named in ``controllers`` (all when None)."""
+        for member in self.members(controllers):
             member.cancel(names, all=all)
 
     def scale(self) -> int:
@@ -125,5 +151,6 @@ class ControllerGroup:
     def empty(self) -> bool:
         return all(member.empty() for member in self.controllers.values())
 
-    def summary(self) -> list[dict[str, Any]]:
-        return [row for member in self.controllers.values() for row in member.summary()]
+    def summary(self, by: str = "worker", controllers: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The members' summaries (of those named in ``controllers``), one after the other."""
+        return [row for member in self.members(controllers) for row in member.summary(by=by)]

@@ -15,9 +15,10 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from . import validate
+from . import _handles, validate
+from ._metrics import METRICS_SECONDS
 from .errors import CrewError, SettingError
 from .tls import TLS
 
@@ -65,6 +66,10 @@ class Contact:
     """The controller's TLS certificate (PEM) when TLS is on."""
     name: str | None = None
     """The controller's name (a launcher without a name of its own takes it)."""
+    secret_file: str | None = None
+    """A file only the user can read that holds the secret (and certificate), in the
+    controller's private folder; :meth:`Launcher.call` names it where workers share the
+    controller's file system."""
 
 
 class FleetView(Protocol):
@@ -81,6 +86,14 @@ class Queued:
 
     count: int
     reason: str | None = None
+
+
+def worker_environment(secret: str, certificate: str | None) -> dict[str, str]:
+    """The variables that give a worker its controller's secret (and TLS certificate)."""
+    env = {SECRET_ENV: secret}
+    if certificate:
+        env[TLS_ENV] = certificate
+    return env
 
 
 class Launcher:
@@ -100,8 +113,15 @@ class Launcher:
         tasks_timers: the idle and wall timers start only after this many tasks.
         tls: a :class:`crew.TLS`; normally set by the controller from its client.
         python: the Python interpreter on the worker side (default: this one).
-        metrics: a folder where each worker writes its CPU and memory samples, or None.
+        metrics: a folder where each worker writes its CPU and memory samples, or None
+            (read them with :func:`crew.metrics.read`).
+        metrics_seconds: how often a worker samples its CPU and memory when ``metrics`` is set.
     """
+
+    shared_filesystem: ClassVar[bool] = True
+    """Whether workers see the controller's files (the same home folder): then :meth:`call`
+    names the controller's secret file and running ``call`` is enough. A platform without a
+    shared file system (e.g. AWS Batch) sets False and passes :attr:`environment` to workers."""
 
     def __init__(
         self,
@@ -117,6 +137,7 @@ class Launcher:
         tls: TLS | None = None,
         python: str | None = None,
         metrics: str | os.PathLike[str] | None = None,
+        metrics_seconds: float = METRICS_SECONDS,
     ):
         overridden = (
             type(self).launch_worker is not Launcher.launch_worker
@@ -141,6 +162,7 @@ class Launcher:
         self.tls = tls
         self.python = validate.text("python", python, allow_none=True) or sys.executable
         self.metrics = validate.path("metrics", metrics, allow_none=True)
+        self.metrics_seconds = validate.number("metrics_seconds", metrics_seconds, exclusive_minimum=True)
         self._contact: Contact | None = None
         self._fleet: FleetView | None = None
         self._rounds = itertools.count(1)
@@ -159,7 +181,13 @@ class Launcher:
         return [self.launch_worker(call) for _ in range(n)]
 
     def terminate_worker(self, handle: Any) -> None:
-        """End the worker(s) behind ``handle``. The default does nothing: workers told to quit exit."""
+        """End the worker(s) behind ``handle``.
+
+        The default ends the handles it understands (a :class:`subprocess.Popen`, plumbum's popen
+        objects, a :class:`psutil.Process`: terminated, then killed after ``seconds_timeout`` or
+        10 s; a :class:`concurrent.futures.Future`: cancelled) and leaves others alone (workers
+        told to quit exit by themselves)."""
+        _handles.terminate(handle, min(self.seconds_timeout, 10.0))
 
     def terminate_workers(self, handles: Sequence[Any]) -> None:
         """End the workers behind several handles (one platform call where it can). Default: one by one."""
@@ -178,9 +206,12 @@ class Launcher:
         """How the worker behind ``handle`` ended (e.g. ``"signal SIGKILL"``), or None while it
         runs or when the platform cannot tell. Waits up to ``timeout`` seconds for the end.
 
-        The controller uses it for crash messages and to notice launches that died before
-        dialling in. Default: None (unknown)."""
-        return None
+        The controller uses it for crash messages and to notice at once launches that died
+        before dialling in. The default understands the handles people return: a
+        :class:`subprocess.Popen` (and plumbum's popen objects: ``exit code N`` or
+        ``signal NAME``, with the last lines of a stderr pipe), a :class:`psutil.Process` and a
+        :class:`concurrent.futures.Future`; for other handles it says None (unknown)."""
+        return _handles.exit_status(handle, timeout)
 
     def close(self) -> None:
         """Release what the launcher holds (e.g. its secret file); called by ``terminate()``."""
@@ -194,10 +225,7 @@ class Launcher:
         launchers may instead use :meth:`write_secret_file`.
         """
         contact = self._require_bound()
-        env = {SECRET_ENV: contact.secret}
-        if contact.certificate:
-            env[TLS_ENV] = contact.certificate
-        return env
+        return worker_environment(contact.secret, contact.certificate)
 
     def write_secret_file(self, directory: str | os.PathLike[str]) -> str:
         """Write the secret (and certificate) to a file only its owner can read; return its path.
@@ -215,7 +243,11 @@ class Launcher:
         return target
 
     def call(self, launch: str | None = None, secret_file: str | None = None) -> str:
-        """The shell command line that starts one worker and dials back to the controller."""
+        """The shell command line that starts one worker and dials back to the controller.
+
+        It names ``secret_file`` (default: the controller's own, when :attr:`shared_filesystem`)
+        so that running it is enough to start a worker that authenticates; it never holds the
+        secret itself."""
         contact = self._require_bound()
         launch = launch if launch is not None else "0"
         words = [self.python, "-m", "crew.worker", contact.url, "--controller", contact.controller_id, "--launch", launch]
@@ -231,6 +263,10 @@ class Launcher:
             words += ["--tasks-timers", str(self.tasks_timers)]
         if self.metrics:
             words += ["--metrics", self.metrics]
+            if self.metrics_seconds != METRICS_SECONDS:
+                words += ["--metrics-seconds", _num(self.metrics_seconds)]
+        if secret_file is None and self.shared_filesystem:
+            secret_file = contact.secret_file
         if secret_file:
             words += ["--secret-file", secret_file]
         return " ".join(shlex.quote(str(word)) for word in words)

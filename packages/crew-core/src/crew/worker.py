@@ -20,12 +20,14 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Optional, Union
+from typing import Any, NoReturn, Optional, Union
 
 import pynng
 
 from . import _protocol as P
 from ._execute import FRAME_ROOM, Interrupted, Runner
+from ._metrics import METRICS_SECONDS
+from ._secret_file import note_failure
 from ._serial import Serializer
 
 __all__ = ["main", "Worker"]
@@ -91,8 +93,7 @@ class Worker:
                              (self._watch_controller, "crew-heartbeat")):
             threading.Thread(target=target, name=name, daemon=True).start()
         if not self.welcomed.wait(self.options.seconds_timeout):
-            _log(f"no controller at {url} within {self.options.seconds_timeout:g} s; exiting")
-            os._exit(3)
+            _fail(self.options, f"no controller at {url} within {self.options.seconds_timeout:g} s", 3)
 
     def _on_remove(self, pipe: Any) -> None:
         self.gone.set()
@@ -151,8 +152,21 @@ class Worker:
             self.tasks.extend(kept)
             if interrupt and self.running in ids:
                 self.cancelled = self.running
-                signal.pthread_kill(self.main_thread, signal.SIGUSR1)  # type: ignore[arg-type]
+                threading.Thread(target=self._interrupt, args=(self.running,), name="crew-interrupt",
+                                 daemon=True).start()
         self._post(P.encode(P.Returned(sorted(ids), returned)))
+
+    def _interrupt(self, task_id: int) -> None:
+        """Signal the main thread until the cancelled task stops running.
+
+        A signal that arrives just before the main thread enters a blocking call (a sleep, a
+        read) is noted but not acted on until that call returns, so one signal is not enough:
+        repeat it, less and less often, while the task still runs."""
+        pause = 0.002
+        while self.cancelled == task_id and self.running == task_id:
+            signal.pthread_kill(self.main_thread, signal.SIGUSR1)  # type: ignore[arg-type]
+            time.sleep(pause)  # not a wait for an event: the main thread may be blocked in C
+            pause = min(pause * 2, 0.5)
 
     def _on_interrupt(self, signum: int, frame: Any) -> None:
         if self.cancelled is not None and self.cancelled == self.running:
@@ -227,7 +241,11 @@ class Worker:
             task = self._next_task()
             if task is None:
                 return
-            result = self.runner.run(task)
+            try:
+                result = self.runner.run(task)
+            except Interrupted:  # cancelled in the instant before the task's own code began
+                self.running = None
+                result = P.ResultRecord(task.id, "cancel", None, "cancelled while running", None, None, 0.0)
             if self.marked == self.seq or not self.tasks:
                 # A task reported as started, or nothing else to run: send the result now.
                 self._flush(result)
@@ -337,8 +355,11 @@ def _log(message: str) -> None:
 def _read_secret(options: argparse.Namespace) -> tuple[str, str | None]:
     values = dict(os.environ)
     if options.secret_file:
-        with open(options.secret_file) as handle:
-            text = handle.read()
+        try:
+            with open(options.secret_file) as handle:
+                text = handle.read()
+        except OSError as error:
+            _fail(options, f"cannot read the secret file {options.secret_file}: {error.strerror}")
         key = None
         for line in text.splitlines():
             if "=" in line and line.split("=", 1)[0].isupper():
@@ -348,8 +369,17 @@ def _read_secret(options: argparse.Namespace) -> tuple[str, str | None]:
                 values[key] += "\n" + line
     secret = values.get("CREW_SECRET")
     if not secret:
-        raise SystemExit("crew.worker: no secret: set CREW_SECRET or pass --secret-file")
-    return secret, values.get("CREW_TLS_CERTIFICATE")
+        _fail(options, "no secret: set CREW_SECRET or pass --secret-file")
+    return str(secret), values.get("CREW_TLS_CERTIFICATE")
+
+
+def _fail(options: argparse.Namespace, message: str, code: int = 2) -> NoReturn:
+    """Exit before serving: say why on stderr and, beside the secret file, for the controller."""
+    _log(message)
+    if options.secret_file:
+        note_failure(options.secret_file, str(options.launch), message)
+    sys.stdout.flush()
+    os._exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -363,6 +393,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tasks-max", type=float, default=math.inf)
     parser.add_argument("--tasks-timers", type=int, default=0)
     parser.add_argument("--metrics", default=None, help="folder for CPU and memory samples")
+    parser.add_argument("--metrics-seconds", type=float, default=METRICS_SECONDS,
+                        help="seconds between two CPU and memory samples")
     parser.add_argument("--secret-file", default=None)
     return parser
 
@@ -376,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     if options.metrics:
         from ._metrics import start_sampler
 
-        start_sampler(options.metrics, worker.worker_id)
+        start_sampler(options.metrics, worker.worker_id, options.metrics_seconds)
     worker.run()
 
 

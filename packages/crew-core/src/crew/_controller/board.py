@@ -77,6 +77,7 @@ class Board:
         self.cancelling: set[int] = set()  # ids of tasks asked to stop on their worker
         self.cancelled: list[tuple[Task, str, Optional[Seat]]] = []  # resolved here, for the loop
         self.exhausted: list[tuple[Task, Seat]] = []  # crashed too often, for the loop
+        self.charged: list[Task] = []  # tasks charged a crash, for the loop (crashes(name))
 
     # ------------------------------------------------------------------ tasks in
     def add(self, task: Task) -> None:
@@ -207,6 +208,7 @@ class Board:
         if plan.culprit is not None:
             plan.culprit.crashes += 1
             plan.culprit.suspect = False
+            self.charged.append(plan.culprit)
             if plan.exhausted:
                 self.tasks.pop(plan.culprit.id, None)
                 self.cancelling.discard(plan.culprit.id)

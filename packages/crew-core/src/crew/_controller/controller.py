@@ -15,23 +15,23 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import warnings
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from .. import validate
+from .. import _secret_file, validate
 from .._serial import Serializer
 from ..client import Client
-from ..errors import CrewError, SettingError, TaskError
-from ..launcher import Contact, Launcher
+from ..errors import CrewError, SettingError
+from ..launcher import Contact, Launcher, worker_environment
 from ..results import Result
 from .board import Board, Seat
+from .crashes import crash_result
 from .fleet import Fleet
 from .gate import Gate
 from .intake import Intake
 from .loop import STOP, Loop, Settings
-from .outcome import plain
+from .outcome import ERROR_MODES, check
 from .scaler import Scaler
 from .store import Listener, ResultStore
 from .task import ResultCallback, Task
@@ -85,7 +85,8 @@ class Controller:
         self._store = ResultStore()
         self._fleet = Fleet(launcher.workers)
         self._board = Board(_transmit, self.crashes_max)
-        self._scaler = Scaler(self.name, launcher, self._fleet, self._store.unresolved, self._store.fail)
+        self._scaler = Scaler(self.name, launcher, self._fleet, self._store.unresolved, self._store.fail,
+                              lambda launch: _secret_file.failures(self._id, launch))
         self._loop: Optional[Loop] = None
         self._wakeup: Optional[Wakeup] = None
         self._threads: list[threading.Thread] = []
@@ -102,7 +103,10 @@ class Controller:
             if self._started:
                 return self
             sock = self.client.start()
-            contact = Contact(self.client.url, self._id, self._secret, self.client.certificate, self.name)
+            secret_file = None
+            if self.launcher.shared_filesystem:
+                secret_file = _secret_file.write(self._id, worker_environment(self._secret, self.client.certificate))
+            contact = Contact(self.client.url, self._id, self._secret, self.client.certificate, self.name, secret_file)
             self.launcher.bind(contact, fleet=self._fleet)
             self._wakeup = Wakeup(sock, self._id)
             self._loop = Loop(sock, self._wakeup, self._board, Gate(self._id, self._secret, self.client.seconds_timeout),
@@ -153,6 +157,7 @@ class Controller:
             if handles:
                 self.launcher.terminate_workers(handles)
         finally:
+            _secret_file.remove(self._id)
             self.launcher.close()
             live.discard(self)
 
@@ -262,41 +267,12 @@ class Controller:
         """
         self._store.raise_error()
         self._check_open()
-        count, names = self._walk_names(iterate, names)
-        blob = self._intake.command_bytes(command) if not isinstance(command, str) else None
-        tasks = []
-        for index in range(count):
-            values = {key: column[index] for key, column in iterate.items()}
-            name = None if names is None else names[index]
-            index_seed = None if seed is None else seed + index
-            if isinstance(command, str):
-                merged = {**(data or {}), **values}
-                task = self._intake.task(command, (), None, merged, globals, name, index_seed, seconds_timeout, blob)
-            else:
-                task = self._intake.task(command, (), values, None, globals, name, index_seed, seconds_timeout, blob)
-            tasks.append(task)
+        tasks = self._intake.walk(command, iterate, data, globals, names, seed, seconds_timeout, self._store.taken)
         for task in tasks:
             self._submit(task)
         if scale:
             self.scale()
         return [task.name or "" for task in tasks]
-
-    def _walk_names(self, iterate: Mapping[str, Sequence[Any]],
-                    names: Optional[Sequence[str]]) -> tuple[int, Optional[list[str]]]:
-        iterate = validate.mapping("iterate", iterate, allow_none=False)
-        lengths = {len(values) for values in iterate.values()}
-        if len(lengths) > 1:
-            raise SettingError("iterate must hold lists of one length, not " + repr({k: len(v) for k, v in iterate.items()}))
-        count = lengths.pop() if lengths else 0
-        if names is None:
-            return count, None
-        checked = validate.strings("names", names)
-        if len(checked) != count or len(set(checked)) != count:
-            raise SettingError(f"names must be {count} distinct strings, one per task")
-        taken = self._store.taken(checked)
-        if taken:
-            raise SettingError(f"names {taken[:5]!r} are already used by tasks not yet popped")
-        return count, list(checked)
 
     def map(self, command: Union[Callable[..., Any], str], iterate: Mapping[str, Sequence[Any]], *,
             data: Optional[Mapping[str, Any]] = None, globals: Optional[Mapping[str, Any]] = None,
@@ -316,13 +292,7 @@ class Controller:
                 self._store.wait_for(pushed, None, interval)
         else:
             self._store.wait_for(pushed, None, interval)
-        results = self._store.take(pushed)
-        failed = [result for result in results if result.status != "success"]
-        if failed and error == "stop":
-            raise TaskError(failed[0])
-        if failed and error == "warn":
-            warnings.warn(f"{len(failed)} of {len(results)} tasks did not succeed; first: {failed[0].error}", stacklevel=2)
-        return results
+        return check(self._store.take(pushed), error)
 
     def cancel(self, names: Union[str, Iterable[str], None] = None, all: bool = False) -> None:
         """Cancel tasks by name (or every unresolved task with ``all=True``).
@@ -337,24 +307,33 @@ class Controller:
             self._loop.post(("cancel", wanted))
 
     # ================================================================== results out
-    def pop(self, scale: bool = True) -> Optional[Result]:
-        """The oldest result not yet popped, or None."""
+    def pop(self, scale: bool = True, error: str = "silent") -> Optional[Result]:
+        """The oldest result not yet popped, or None.
+
+        ``error``: ``"silent"`` (the default) returns any result; ``"warn"`` warns when it did
+        not succeed; ``"stop"`` raises :class:`crew.TaskError` for it (the result is taken out
+        of the controller first, and the error holds it as ``.result``)."""
+        validate.choice("error", error, ERROR_MODES)
         self._store.raise_error()
         if scale:
             self._want_scale()
-        return self._store.pop()
+        result = self._store.pop()
+        return None if result is None else check([result], error)[0]
 
-    def collect(self, scale: bool = True, frame: bool = False) -> Any:
+    def collect(self, scale: bool = True, frame: bool = False, error: str = "silent") -> Any:
         """Every result not yet popped (an empty list when there is none); with ``frame=True``,
-        a pandas DataFrame with one row per result and the result's fields as columns."""
+        a pandas DataFrame with one row per result and the result's fields as columns.
+        ``error`` as for :meth:`pop`: with ``"stop"`` every result is taken out, then the first
+        that did not succeed is raised as :class:`crew.TaskError`."""
+        validate.choice("error", error, ERROR_MODES)
         if frame:
             from .._frame import results_frame
 
-            return results_frame(self.collect(scale=scale))
+            return results_frame(self.collect(scale=scale, error=error))
         self._store.raise_error()
         if scale:
             self._want_scale()
-        return self._store.collect()
+        return check(self._store.collect(), error)
 
     def wait(self, mode: str = "all", seconds_timeout: Optional[float] = None, scale: bool = True,
              progress: bool = False) -> bool:
@@ -417,9 +396,20 @@ class Controller:
         """True when nothing is unresolved and no result waits to be popped."""
         return self.unresolved() == 0 and not self._store.ready()
 
-    def summary(self) -> list[dict[str, Any]]:
-        """One row per worker place: tasks, seconds, errors, warnings, crashes, launches and state."""
+    def summary(self, by: str = "worker") -> list[dict[str, Any]]:
+        """``by="worker"``: one row per worker place (tasks, seconds, errors, warnings, crashes,
+        launches, state, pid, host, reason). ``by="controller"``: one row with R crew's columns:
+        ``controller``, ``tasks`` (resolved), ``seconds`` (total run time), ``success``,
+        ``error``, ``crash``, ``cancel``, ``timeout`` (tasks with each status) and ``warning``
+        (tasks that warned)."""
+        validate.choice("by", by, ("worker", "controller"))
+        if by == "controller":
+            return [self._store.totals(self.name)]
         return self._fleet.rows(self.name)
+
+    def crashes(self, name: str) -> int:
+        """How many times the task called ``name`` lost its worker (0 for a task that never did)."""
+        return self._store.crashes(validate.text("name", name))
 
     # ================================================================== scaling
     def scale(self) -> int:
@@ -430,6 +420,20 @@ class Controller:
         launched = self._scaler.round()
         self._scaler.wanted.set()  # the background thread watches the launch from here on
         return launched
+
+    def launch(self, n: int = 1) -> int:
+        """Launch ``n`` workers now, whatever the tasks need (never more than ``workers`` alive in
+        all); return how many were launched."""
+        n = validate.integer("n", n, minimum=1)
+        self._store.raise_error()
+        if not self._started:
+            self.start()
+        return self._scaler.round(want=n)
+
+    def descale(self) -> None:
+        """Stop launching workers by itself (the same as ``autoscale(False)``); ``scale()`` and
+        ``launch(n)`` still launch."""
+        self.autoscale(False)
 
     def autoscale(self, enabled: bool = True) -> None:
         """Turn background auto-scaling on (the default) or off.
@@ -454,24 +458,7 @@ class Controller:
     def _crashed(self, task: Task, seat: Seat) -> Optional[Result]:
         """A task lost its worker more than crashes_max times: its crash result, or None when
         it moved to the backup controller."""
-        status = None
-        instance = seat.instance
-        if instance is not None and instance.handle is not None:
-            try:
-                status = self.launcher.exit_status(instance.handle, timeout=1.0)
-            except Exception:
-                status = None
-        message = (f"the worker (pid {seat.pid} on {seat.host}) exited while running the task"
-                   + (f" ({status})" if status else "")
-                   + f"; the task lost its worker {task.crashes} times, more than crashes_max={self.crashes_max}")
-        if self.backup is not None and not self.backup.terminated:
-            try:
-                self.backup.adopt(task.copy())
-                log.warning("%s: %s; moved it to backup controller %s", self.name, message, self.backup.name)
-                return None
-            except Exception as error:
-                message += f"; moving it to the backup failed: {error}"
-        return plain(task, "crash", message, seat, self.name)
+        return crash_result(task, seat, self.launcher, self.crashes_max, self.name, self.backup)
 
     def __repr__(self) -> str:
         return (f"Controller(name={self.name!r}, launcher={type(self.launcher).__name__}, "

@@ -2,13 +2,16 @@
 
 Owner: runs in callers' threads. Its one piece of state is the command cache (a command pushed
 before is not serialized again): a dict whose entries are added and replaced whole, so two callers
-racing on it at worst serialize a command twice.
+racing on it at worst serialize a command twice. It holds only strings and what a module keeps
+alive anyway (module-level functions, classes, builtins): never a partial, a bound method or a
+callable instance, whose arguments or instance must be freed once their tasks are done.
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .. import validate
 from .._serial import Serializer
@@ -69,6 +72,25 @@ class Intake:
                                dict(globals_) if globals_ else None))
         return Task(name, shown, blob, rest, seed, seconds_timeout)
 
+    def walk(self, command: Any, iterate: Mapping[str, Sequence[Any]], data: Optional[Mapping[str, Any]],
+             globals_: Optional[Mapping[str, Any]], names: Optional[Sequence[str]], seed: Optional[int],
+             seconds_timeout: Optional[float], taken: Callable[[list[str]], list[str]]) -> list[Task]:
+        """One task per element of the lists in ``iterate`` (see ``Controller.walk``); ``taken``
+        says which names are in use."""
+        count, checked = _walk_names(iterate, names, taken)
+        blob = self.command_bytes(command) if not isinstance(command, str) else None
+        tasks = []
+        for index in range(count):
+            values = {key: column[index] for key, column in iterate.items()}
+            name = None if checked is None else checked[index]
+            index_seed = None if seed is None else seed + index
+            if isinstance(command, str):
+                tasks.append(self.task(command, (), None, {**(data or {}), **values}, globals_, name, index_seed,
+                                       seconds_timeout, blob))
+            else:
+                tasks.append(self.task(command, (), values, None, globals_, name, index_seed, seconds_timeout, blob))
+        return tasks
+
     def _rest(self, parts: tuple[Any, ...]) -> bytes:
         try:
             return self.serializer.dumps(parts)
@@ -91,11 +113,36 @@ class Intake:
             blob, stable = self.serializer.dumps_command(command)
         except Exception as error:
             raise SettingError(f"command cannot be serialized: {type(error).__name__}: {error}") from None
-        if stable:
+        if stable and _cacheable(command):
             if len(self._cache) > _CACHE_MAX:
                 self._cache.clear()
             self._cache[id(command)] = (command, blob, _shown(command))
         return blob
+
+
+def _walk_names(iterate: Mapping[str, Sequence[Any]], names: Optional[Sequence[str]],
+                taken: Callable[[list[str]], list[str]]) -> tuple[int, Optional[list[str]]]:
+    iterate = validate.mapping("iterate", iterate, allow_none=False)
+    lengths = {len(values) for values in iterate.values()}
+    if len(lengths) > 1:
+        raise SettingError("iterate must hold lists of one length, not " + repr({k: len(v) for k, v in iterate.items()}))
+    count = lengths.pop() if lengths else 0
+    if names is None:
+        return count, None
+    checked = list(validate.strings("names", names))
+    if len(checked) != count or len(set(checked)) != count:
+        raise SettingError(f"names must be {count} distinct strings, one per task")
+    used = taken(checked)
+    if used:
+        raise SettingError(f"names {used[:5]!r} are already used by tasks not yet popped")
+    return count, checked
+
+
+def _cacheable(command: Any) -> bool:
+    """Whether keeping ``command`` in the cache keeps nothing alive that its module does not."""
+    if isinstance(command, (str, types.FunctionType, type)):
+        return True
+    return isinstance(command, types.BuiltinFunctionType) and isinstance(command.__self__, types.ModuleType)
 
 
 def _shown(command: Any) -> str:

@@ -266,6 +266,9 @@ class Loop:
     def _collect(self) -> None:
         """Turn what the board resolved (cancels, exhausted crashes) into results."""
         board, name = self.board, self.settings.name
+        while board.charged:
+            task = board.charged.pop()
+            self.store.crashed(task.name or "", task.crashes)
         while board.cancelled:
             task, why, seat = board.cancelled.pop()
             self._resolved(task, plain(task, "cancel", why, seat, name))

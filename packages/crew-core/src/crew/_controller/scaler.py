@@ -13,7 +13,7 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ..errors import LaunchError
 from ..launcher import Instance, Launcher
@@ -29,12 +29,13 @@ class Scaler:
     """Launches the workers that ``unresolved()`` tasks need, at most ``launcher.workers``."""
 
     def __init__(self, name: str, launcher: Launcher, fleet: Fleet, unresolved: Callable[[], int],
-                 report: Callable[[BaseException], None]):
+                 report: Callable[[BaseException], None], notes: Callable[[str], list[str]] = lambda launch: []):
         self.name = name
         self.launcher = launcher
         self.fleet = fleet
         self.unresolved = unresolved
         self.report = report  # hands an error to the user's next call
+        self.notes = notes  # what workers of a launch wrote before they failed
         self.round_lock = threading.RLock()
         self.wanted = threading.Event()  # set: run a round soon
         self.autoscaling = True
@@ -65,13 +66,18 @@ class Scaler:
         self.wanted.set()
 
     # ------------------------------------------------------------------ one round
-    def round(self) -> int:
-        """Check launches, then launch what the unresolved tasks need; return how many."""
+    def round(self, want: Optional[int] = None) -> int:
+        """Check launches, then launch what the unresolved tasks need (or ``want`` workers, up to
+        ``workers`` alive); return how many."""
         with self.round_lock:
             if self.halted.is_set():
                 return 0
             self.check_launches()
-            want = scaling.demand(self.launcher.workers, self.unresolved(), self.fleet.active())
+            active = self.fleet.active()
+            if want is None:
+                want = scaling.demand(self.launcher.workers, self.unresolved(), active)
+            else:
+                want = min(want, self.launcher.workers - active)
             if want <= 0:
                 return 0
             launch = self.launcher.next_launch()
@@ -113,8 +119,9 @@ class Scaler:
         for instance in waiting:
             ended = exits.get(id(instance.handle))
             if ended and instance.state == "launching":
-                log.warning("%s: a launched worker ended before it dialled in (%s)", self.name, ended)
-                instance.reason = f"ended before it dialled in ({ended})"
+                said = "; ".join(self.notes(instance.launch))
+                instance.reason = f"ended before it dialled in ({ended})" + (f": {said}" if said else "")
+                log.warning("%s: a launched worker %s", self.name, instance.reason)
         due = [i for i in waiting if scaling.overdue(i.state, i.queued, i.launched, exits.get(id(i.handle)), now,
                                                      self.launcher.seconds_launch)]
         before = self.fleet.failed_in_row
@@ -163,6 +170,6 @@ class Scaler:
             reasons = reasons or {f"no dial-in within seconds_launch={self.launcher.seconds_launch:g} s"}
             raise LaunchError(
                 f"{failed} launches in a row failed before their workers dialled in "
-                f"({'; '.join(sorted(r for r in reasons if r))}); the controller keeps retrying, more slowly. "
-                "Check the workers' logs and the launcher's options."
+                f"({'; '.join(sorted(r for r in reasons if r))}). Check the workers' logs and the launcher's "
+                "options; the controller will try again, more slowly, when called next."
             )

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..errors import SettingError
 from ..results import Result
@@ -36,6 +36,9 @@ class ResultStore:
         self.pushed = 0
         self.resolved = 0
         self.statuses: Counter[str] = Counter()  # resolved tasks by status
+        self._seconds = 0.0  # run time of the resolved tasks
+        self._warned = 0  # resolved tasks that warned
+        self._crashes: dict[str, int] = {}  # tasks that lost a worker: how many times
         self._error: Optional[BaseException] = None
         self._listeners: list[Listener] = []
 
@@ -64,19 +67,19 @@ class ResultStore:
             return [name for name in names if name in self._names]
 
     # ------------------------------------------------------------------ results in (the loop thread)
-    def publish(self, results: list[Result], released: Iterable[tuple[str, Optional[str]]] = ()) -> None:
+    def publish(self, results: list[Result], released: Iterable[tuple[str, Optional[Result]]] = ()) -> None:
         """Store results for pop(), and count the tasks ``released``: resolved without a result
-        for pop() (a callback took it, with its status; or a backup controller took the task, with
-        None), whose names are freed."""
+        for pop() (a callback took the result; or, with None, a backup controller took the
+        task), whose names are freed."""
         with self.changed:
             for result in results:
                 self._done[result.name] = result
-                self.statuses[result.status] += 1
+                self._count(result)
             count = len(results)
-            for name, status in released:
+            for name, taken in released:
                 self._names.discard(name)
-                if status is not None:
-                    self.statuses[status] += 1
+                if taken is not None:
+                    self._count(taken)
                 count += 1
             self.resolved += count
             self.changed.notify_all()
@@ -88,6 +91,30 @@ class ResultStore:
             self._error = error
             self.changed.notify_all()
         self._tell()
+
+    def _count(self, result: Result) -> None:
+        self.statuses[result.status] += 1
+        self._seconds += result.seconds
+        self._warned += bool(result.warnings)
+
+    def crashed(self, name: str, crashes: int) -> None:
+        """The loop charged a crash to the task ``name`` (``crashes`` in all)."""
+        with self.changed:
+            self._crashes[name] = crashes
+
+    def crashes(self, name: str) -> int:
+        with self.changed:
+            return self._crashes.get(name, 0)
+
+    def totals(self, controller: str) -> dict[str, Any]:
+        """One summary row for the controller, with R crew's columns."""
+        with self.changed:
+            row: dict[str, Any] = {"controller": controller, "tasks": sum(self.statuses.values()),
+                                   "seconds": round(self._seconds, 6)}
+            row.update({status: self.statuses.get(status, 0) for status in ("success", "error", "crash", "cancel",
+                                                                                 "timeout")})
+            row["warning"] = self._warned
+            return row
 
     @property
     def failed(self) -> bool:

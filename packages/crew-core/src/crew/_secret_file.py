@@ -1,0 +1,73 @@
+"""The controller's private folder: the secret file that ``call`` names, and launch failure notes.
+
+On a platform that shares a file system with the controller (local processes, SSH to a machine
+with the same home folder, cluster jobs), a worker reads the secret from a file only the user
+can read, in a folder only the user can enter: ``~/.crew/run/<controller id>/``. The worker's
+command line carries the file's path, never the secret. A worker that cannot start writes why
+into the same folder (``failed-<launch>-<pid>``), for the controller's ``summary()`` and
+:class:`crew.LaunchError`. The controller removes the folder at ``terminate()``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from collections.abc import Mapping
+
+__all__ = ["ROOT_ENV", "root", "write", "note_failure", "failures", "remove"]
+
+ROOT_ENV = "CREW_RUN_DIRECTORY"
+"""Environment variable that moves the folders' root from ``~/.crew/run``."""
+
+
+def root() -> str:
+    return os.environ.get(ROOT_ENV) or os.path.join(os.path.expanduser("~"), ".crew", "run")
+
+
+def _private_directory(path: str) -> None:
+    """Make ``path`` (and missing parents) owned by the user, mode 0700 whatever the umask."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def write(controller_id: str, values: Mapping[str, str]) -> str:
+    """Write ``KEY=value`` lines (multi-line values continue on the next lines) to a 0600 file
+    in the controller's private folder; return the file's path."""
+    folder = os.path.join(root(), controller_id)
+    _private_directory(os.path.dirname(folder))
+    _private_directory(folder)
+    path = os.path.join(folder, "secret")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        for key, value in values.items():
+            handle.write(f"{key}={value}\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def note_failure(secret_file: str, launch: str, message: str) -> None:
+    """From a worker that cannot start: leave ``message`` beside the secret file (best effort)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(secret_file)), f"failed-{launch}-{os.getpid()}")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(message[-2000:])
+    except OSError:
+        pass
+
+
+def failures(controller_id: str, launch: str) -> list[str]:
+    """The messages that workers of one launch left before they exited."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(root(), controller_id, f"failed-{glob.escape(launch)}-*"))):
+        try:
+            with open(path) as handle:
+                found.append(handle.read().strip())
+        except OSError:
+            continue
+    return [text for text in found if text]
+
+
+def remove(controller_id: str) -> None:
+    shutil.rmtree(os.path.join(root(), controller_id), ignore_errors=True)

@@ -58,7 +58,7 @@ def _write_certificate(folder) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)  # datetime.UTC is 3.11+
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)

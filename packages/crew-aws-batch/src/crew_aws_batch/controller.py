@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crew._build import controller_helper
+from crew._build import CLUSTER_DEFAULTS, controller_helper
 
 from .launcher import AwsBatchLauncher
 
@@ -11,6 +11,7 @@ __all__ = ["aws_batch_controller"]
 aws_batch_controller = controller_helper(
     AwsBatchLauncher,
     name="aws_batch_controller",
+    defaults=CLUSTER_DEFAULTS,
     doc="""A :class:`crew.Controller` (not started) whose workers are AWS Batch jobs.
 
     Takes every argument of ``crew_local.local_controller`` with the same meaning, except that

@@ -15,6 +15,7 @@ from crew.errors import SchedulerError
 from crew.launcher import Launcher, Queued
 
 from ._aws import _DESCRIBE_CHUNK, _chunks, _Connection, _unique
+from ._ended import ENDED_STATUSES, describe_end
 from ._options import (
     _environment,
     _job_name,
@@ -35,8 +36,6 @@ WAITING_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING")
 ACTIVE_STATUSES = WAITING_STATUSES + ("RUNNING",)
 """Statuses of a job that has not ended."""
 _TERMINATE_REASON = "crew: terminated by the controller"
-_QUEUE_SECONDS_MIN = 2.0
-"""queued() asks AWS at most this often (AWS throttles DescribeJobs)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,12 @@ class AwsBatchLauncher(Launcher):
             crew adds the command and environment to them (give at most one).
         job_name: prefix of the job names (default ``crew-<controller name>``), sanitised to
             ``[A-Za-z0-9_-]`` and at most 128 characters with the round's id.
+        seconds_status: the least time between two ``describe_jobs`` queries (AWS throttles
+            them); one query covers every round still launching, for :meth:`queued` and
+            :meth:`exit_status` alike. Default 2; ``seconds_interval`` if that is longer.
     """
+
+    shared_filesystem = False  # a container sees none of the controller's files: the secret goes in its environment
 
     def __init__(
         self,
@@ -114,6 +118,7 @@ class AwsBatchLauncher(Launcher):
         node_overrides: Mapping[str, Any] | None = None,
         eks_properties_override: Mapping[str, Any] | None = None,
         job_name: str | None = None,
+        seconds_status: float = 2.0,
         python: str | None = None,
         **options: Any,
     ):
@@ -137,6 +142,7 @@ class AwsBatchLauncher(Launcher):
             timeout=validate.integer("timeout", timeout, minimum=60, allow_none=True),
             **_overrides(container_overrides, node_overrides, eks_properties_override),
         )
+        self.seconds_status = validate.number("seconds_status", seconds_status, minimum=0)
         self.connection = _Connection(
             region=region, endpoint_url=endpoint_url, aws_profile=aws_profile, aws_credentials=aws_credentials,
             seconds_timeout=self.seconds_timeout,
@@ -144,8 +150,11 @@ class AwsBatchLauncher(Launcher):
         self.jobs: dict[str, AwsBatchHandle] = {}
         """The jobs submitted so far, by scaling round (launch id)."""
         self._lock = threading.Lock()
-        self._queued_at = -math.inf
-        self._queued_cache: dict[str, dict[str, Any]] = {}
+        self._described_at = -math.inf
+        self._described: dict[str, dict[str, Any]] = {}
+        self._asked: frozenset[str] = frozenset()
+        self._describe_lock = threading.Lock()
+        self._endings: dict[str, str] = {}
         self._ended: set[str] = set()
 
     # ------------------------------------------------------------------ names and requests
@@ -235,22 +244,55 @@ class AwsBatchLauncher(Launcher):
     def queued(self, handles: Sequence[AwsBatchHandle]) -> list[Queued | None]:
         """Per handle, how many of its workers have not started yet, and AWS's reason.
 
-        Asks ``describe_jobs`` (100 ids per call) at most every 2 seconds (or ``seconds_interval``).
+        Asks ``describe_jobs`` (100 ids per call) at most every ``seconds_status`` seconds.
         """
-        ids = _unique(job for handle in handles for job in handle.job_ids)
-        now = time.monotonic()
-        if now - self._queued_at >= max(self.seconds_interval, _QUEUE_SECONDS_MIN) or not set(ids) <= set(
-            self._queued_cache
-        ):
-            details: dict[str, dict[str, Any]] = {}
-            for chunk in _chunks(ids, _DESCRIBE_CHUNK):
-                for job in self.connection.call("batch", "describe_jobs", jobs=chunk).get("jobs", []):
-                    details[job["jobId"]] = job
-            self._queued_cache = details
-            self._queued_at = now
-        return [_queued(handle, self._queued_cache) for handle in handles]
+        details = self._details(_unique(job for handle in handles for job in handle.job_ids))
+        return [_queued(handle, details) for handle in handles]
+
+    def exit_status(self, handle: Any, timeout: float = 0.0) -> str | None:
+        """How the jobs of a round ended, once every one of them has (None while one is active).
+
+        ``"FAILED: <AWS's statusReason> (exit code N); log: <the container's last log lines>"``
+        (for an array, of a failed child), or ``"SUCCEEDED: ..."``. The controller calls it for
+        rounds whose workers have not dialled in: a round that ended fails its launch at once.
+        It reads the status :meth:`queued` fetched (one batched ``describe_jobs`` per
+        ``seconds_status``) and never waits (``timeout`` is ignored).
+        """
+        if not isinstance(handle, AwsBatchHandle):
+            return None
+        with self._lock:
+            if handle.launch in self._endings:
+                return self._endings[handle.launch]
+        details = self._details(list(handle.job_ids))
+        jobs = [details.get(job_id) for job_id in handle.job_ids]
+        if not all(job is not None and job.get("status") in ENDED_STATUSES for job in jobs):
+            return None
+        ending = describe_end(self.connection, [job for job in jobs if job is not None], handle.sizes)
+        with self._lock:
+            self._endings[handle.launch] = ending
+        return ending
 
     # ------------------------------------------------------------------ helpers
+    def _details(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """describe_jobs of ``ids`` and of every round still launching, at most once per
+        ``seconds_status`` (sooner only for ids not asked about yet)."""
+        with self._describe_lock:
+            now = time.monotonic()
+            fresh = now - self._described_at < max(self.seconds_interval, self.seconds_status)
+            if fresh and set(ids) <= self._asked:
+                return self._described
+            launching = [
+                job for instance in self.instances if instance.state == "launching"
+                and isinstance(instance.handle, AwsBatchHandle) for job in instance.handle.job_ids
+            ]  # fmt: skip
+            wanted = _unique([*ids, *launching])
+            details: dict[str, dict[str, Any]] = {}
+            for chunk in _chunks(wanted, _DESCRIBE_CHUNK):
+                for job in self.connection.call("batch", "describe_jobs", jobs=chunk).get("jobs", []):
+                    details[job["jobId"]] = job
+            self._described, self._asked, self._described_at = details, frozenset(wanted), now
+            return details
+
     def _still_active(self, handles: Sequence[AwsBatchHandle]) -> list[AwsBatchHandle]:
         """The rounds of which some job may still run (describe_jobs, 100 ids per call)."""
         ids = _unique(job for handle in handles for job in handle.job_ids)

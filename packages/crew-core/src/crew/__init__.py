@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and API docs
-    from . import discovery, validate
+    from . import discovery, metrics, validate
     from ._build import build_controller, controller_helper
     from ._controller import Controller
     from ._controller.sequential import SequentialController, sequential_controller
@@ -57,7 +57,7 @@ _EXPORTS = {
     "SequentialController": "_controller.sequential",
     "controller_helper": "_build",
 }
-_MODULES = ("discovery", "validate")
+_MODULES = ("discovery", "metrics", "validate")
 
 __all__ = [
     "JOB_COLUMNS",
@@ -85,6 +85,7 @@ __all__ = [
     "sequential_controller",
     "SequentialController",
     "discovery",
+    "metrics",
     "validate",
 ]
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import SettingError
+from .tls import TLS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._controller import Controller
@@ -37,9 +38,11 @@ COMMON_OPTIONS = (
 )
 """Every helper's first arguments, in this order (positional or keyword); a launcher's own options
 follow, keyword-only, the most derived class's first."""
-CLUSTER_DEFAULTS: dict[str, Any] = {}
-"""The helper defaults of the cluster plugins (SLURM, Grid Engine, LSF, PBS), over their declared
-ones: e.g. ``{"tls": crew.TLS(mode="automatic"), "seconds_idle": 300}`` changes all four helpers."""
+CLUSTER_DEFAULTS: dict[str, Any] = {"tls": TLS(mode="automatic"), "seconds_idle": 300.0}
+"""The helper defaults of the cluster and cloud plugins (SLURM, Grid Engine, LSF, PBS, AWS Batch),
+over their declared ones, as crew.cluster has them: task data crosses a real network, so it is
+encrypted (a fresh self-signed certificate per controller, which workers verify); and an idle
+worker gives its allocation back after five minutes. ``local_controller`` keeps its defaults."""
 _SHARED = ("tls", "seconds_interval", "seconds_timeout")
 """Client options the launcher gets too."""
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)

@@ -289,7 +289,7 @@ class Loop:
         if not (results or callbacks or moved):
             return
         self._results, self._callbacks, self._moved = [], [], []
-        released: list[tuple[str, Optional[str]]] = [(task.name or "", result.status) for task, result in callbacks]
+        released: list[tuple[str, Optional[Result]]] = [(task.name or "", result) for task, result in callbacks]
         released += [(name, None) for name in moved]
         self.store.publish(results, released)
         for task, result in callbacks:

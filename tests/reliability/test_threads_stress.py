@@ -67,7 +67,7 @@ def test_eight_threads_lose_duplicate_and_miscount_nothing(workers):
     def guarded(target, index):
         try:
             target(index)
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
 
     before = sys.getswitchinterval()

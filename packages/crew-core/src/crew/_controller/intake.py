@@ -29,6 +29,7 @@ class Intake:
 
     def __init__(self, serializer: Serializer):
         self.serializer = serializer
+        self._plain = serializer.dumps_plain
         self._cache: dict[int, tuple[Any, bytes, str]] = {}  # id(command) -> (command, bytes, shown)
 
     def quick(self, command: Any, args: Any, name: Any) -> Optional[Task]:
@@ -42,8 +43,7 @@ class Intake:
         for value in args:
             if type(value) not in _SCALARS:
                 return None
-        rest = self.serializer.dumps_plain((args, None, None, None)) if args else None
-        return Task(name, cached[2], cached[1], rest)
+        return Task(name, cached[2], cached[1], self._plain((args, None, None, None)) if args else None)
 
     def task(self, command: Any, args: Sequence[Any] = (), kwargs: Optional[Mapping[str, Any]] = None,
              data: Optional[Mapping[str, Any]] = None, globals_: Optional[Mapping[str, Any]] = None,

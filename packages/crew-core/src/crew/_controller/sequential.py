@@ -63,7 +63,7 @@ class SequentialController(Controller):
         task.id, task.name = self._store.reserve(task.name)
         with warnings.catch_warnings():  # the task's warnings go to its result, as on a worker
             warnings.simplefilter("always")
-            warnings.showwarning = self._runner.on_warning  # type: ignore[assignment]
+            warnings.showwarning = self._runner.on_warning
             record = self._runner.run(task.record())
         if task.timeout is not None and record.seconds > task.timeout:
             error = f"the task ran longer than its seconds_timeout of {task.timeout:g} s"

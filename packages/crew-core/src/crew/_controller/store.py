@@ -29,7 +29,8 @@ class ResultStore:
     """See the module docstring."""
 
     def __init__(self) -> None:
-        self.changed = threading.Condition()
+        self._lock = threading.Lock()  # plain lock: the push path takes it without Condition's wrapper
+        self.changed = threading.Condition(self._lock)
         self._done: dict[str, Result] = {}  # resolved, not popped: insertion order is resolution order
         self._names: set[str] = set()  # names of tasks pushed and not yet popped (or handed to a callback)
         self._next_id = 1
@@ -48,7 +49,7 @@ class ResultStore:
 
         Raises :class:`crew.SettingError` when ``name`` is in use by a task not yet popped.
         """
-        with self.changed:
+        with self._lock:
             task_id = self._next_id
             if name is None:
                 name = f"task_{task_id}"

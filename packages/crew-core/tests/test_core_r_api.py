@@ -154,3 +154,10 @@ def test_group_cancel_on_a_subset(group):
     results = {result.name: result for result in group.collect()}
     assert results["slow_a"].status == "cancel"
     assert (results["slow_b"].status, results["slow_b"].result) == ("success", 2)
+
+
+def test_a_remote_traceback_starts_at_the_tasks_own_code(controller):
+    (result,) = controller.map(lambda x: 1 / x, {"x": [0]}, error="silent")
+    assert result.traceback.startswith("Traceback (most recent call last):")
+    assert "ZeroDivisionError" in result.traceback
+    assert "crew" not in result.traceback.split("ZeroDivisionError")[0].replace("<crew task>", "")

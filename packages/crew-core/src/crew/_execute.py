@@ -12,7 +12,7 @@ import random
 import sys
 import time
 import traceback
-from types import CodeType
+from types import CodeType, TracebackType
 from typing import Any, Callable, Optional
 
 from ._protocol import ResultRecord, TaskRecord
@@ -103,8 +103,7 @@ class Runner:
             status, error = "cancel", "cancelled while running"
         except BaseException as caught:  # a task's failure never ends the worker
             status, error, exception = "error", f"{type(caught).__name__}: {caught}", caught
-            frames = caught.__traceback__  # never None in the except clause; tb_next skips this frame
-            trace = "".join(traceback.format_exception(type(caught), caught, frames.tb_next if frames else None))
+            trace = "".join(traceback.format_exception(type(caught), caught, _user_frames(caught.__traceback__)))
         finally:
             self.ended()
             if task.timeout is not None:
@@ -166,6 +165,13 @@ class Runner:
             return None, "error", (f"the task's result is {len(payload)} bytes serialized, more than the controller "
                                    f"accepts (max_frame_bytes={limit})")
         return payload, status, error
+
+
+def _user_frames(frames: Optional[TracebackType]) -> Optional[TracebackType]:
+    """The traceback from the task's own code on: crew's frames (this module's) left out."""
+    while frames is not None and frames.tb_frame.f_code.co_filename == __file__:
+        frames = frames.tb_next
+    return frames
 
 
 def inject(command: Any, values: dict[str, Any]) -> Optional[Callable[[], None]]:

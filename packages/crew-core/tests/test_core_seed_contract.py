@@ -154,3 +154,13 @@ def test_exit_status_of_a_psutil_process_and_a_future():
     launcher.terminate_worker(psutil.Process(sleeper.pid))  # terminated and reaped by psutil
     assert not pids_alive([sleeper.pid])
     sleeper.wait(timeout=30)
+
+
+def test_the_secret_file_keeps_a_multi_line_certificate_whole(tmp_path):
+    from crew.worker import _parser, _read_secret
+
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\nQQ==\n-----END CERTIFICATE-----"
+    path = tmp_path / "secret"
+    path.write_text(f"CREW_SECRET=s3cr3t\nCREW_TLS_CERTIFICATE={pem}\n")
+    options = _parser().parse_args(["tcp://127.0.0.1:1", "--controller", "c", "--secret-file", str(path)])
+    assert _read_secret(options) == ("s3cr3t", pem)

@@ -362,7 +362,7 @@ def _read_secret(options: argparse.Namespace) -> tuple[str, str | None]:
             _fail(options, f"cannot read the secret file {options.secret_file}: {error.strerror}")
         key = None
         for line in text.splitlines():
-            if "=" in line and line.split("=", 1)[0].isupper():
+            if line.startswith("CREW_") and "=" in line and line.split("=", 1)[0].isidentifier():
                 key, value = line.split("=", 1)
                 values[key] = value
             elif key is not None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import crew
+import crew.testing
 import pytest
 from crew import scaffold
 
@@ -76,10 +77,10 @@ packages = ["src/crew_mysite"]
 
 def test_rendered_conformance_test_exact():
     assert scaffold.render("mysite")["tests/test_conformance.py"] == '''\
-"""crew-mysite passes the conformance suite that every crew launcher plugin runs."""
+"""crew-mysite passes the conformance kit that every crew launcher plugin runs."""
 
 import crew.testing
-from crew_mysite import mysite_controller
+from crew_mysite import MysiteMonitor, mysite_controller
 
 
 class TestMysiteConformance(crew.testing.ControllerSuite):
@@ -87,6 +88,9 @@ class TestMysiteConformance(crew.testing.ControllerSuite):
 
     def make_controller(self, **options):
         return mysite_controller(**options)
+
+    def make_monitor(self):
+        return MysiteMonitor()
 '''
 
 
@@ -164,7 +168,9 @@ def test_generated_plugin_installs_registers_and_passes_its_tests(tmp_path):
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
-    assert "8 passed" in tests.stdout, tests.stdout[-2000:]
+    kit = [name for name in dir(crew.testing.ControllerSuite) if name.startswith("test_")]
+    assert len(kit) >= 7, kit  # the kit's checks, then the plugin's own three
+    assert f"{len(kit) + 3} passed" in tests.stdout, tests.stdout[-2000:]
 
 
 # ---------------------------------------------------------------------- docs/site-launchers.md

@@ -4,7 +4,9 @@ Owner: runs in callers' threads. Its one piece of state is the command cache (a 
 before is not serialized again): a dict whose entries are added and replaced whole, so two callers
 racing on it at worst serialize a command twice. It holds only strings and what a module keeps
 alive anyway (module-level functions, classes, builtins): never a partial, a bound method or a
-callable instance, whose arguments or instance must be freed once their tasks are done.
+callable instance, whose arguments or instance must be freed once their tasks are done. Functions
+shipped by value are kept weakly, with what their bytes depend on (see
+:mod:`crew._controller.shipping`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Callable, Optional
 from .. import validate
 from .._serial import Serializer
 from ..errors import SettingError
+from .shipping import ByValueCache
 from .task import Task
 
 __all__ = ["Intake"]
@@ -31,6 +34,7 @@ class Intake:
         self.serializer = serializer
         self._plain = serializer.dumps_plain
         self._cache: dict[int, tuple[Any, bytes, str]] = {}  # id(command) -> (command, bytes, shown)
+        self._by_value = ByValueCache()  # functions shipped by value, while unchanged
 
     def quick(self, command: Any, args: Any, name: Any) -> Optional[Task]:
         """The task for the commonest push (a cached command, scalar positional arguments, no
@@ -38,12 +42,17 @@ class Intake:
         if type(args) is not tuple or not (name is None or type(name) is str):
             return None
         cached = self._cache.get(id(command))
-        if cached is None or cached[0] is not command:
-            return None
+        if cached is not None and cached[0] is command:
+            blob, shown = cached[1], cached[2]
+        else:
+            shipped = self._by_value.get(command)
+            if shipped is None:
+                return None
+            blob, shown = shipped
         for value in args:
             if type(value) not in _SCALARS:
                 return None
-        return Task(name, cached[2], cached[1], self._plain((args, None, None, None)) if args else None)
+        return Task(name, shown, blob, self._plain((args, None, None, None)) if args else None)
 
     def task(self, command: Any, args: Sequence[Any] = (), kwargs: Optional[Mapping[str, Any]] = None,
              data: Optional[Mapping[str, Any]] = None, globals_: Optional[Mapping[str, Any]] = None,
@@ -108,7 +117,10 @@ class Intake:
         cached = self._cache.get(id(command))
         if cached is not None and cached[0] is command:
             return cached[1]
-        _shown(command)
+        shown = _shown(command)
+        shipped = self._by_value.get(command)
+        if shipped is not None:
+            return shipped[0]
         try:
             blob, stable = self.serializer.dumps_command(command)
         except Exception as error:
@@ -116,7 +128,9 @@ class Intake:
         if stable and _cacheable(command):
             if len(self._cache) > _CACHE_MAX:
                 self._cache.clear()
-            self._cache[id(command)] = (command, blob, _shown(command))
+            self._cache[id(command)] = (command, blob, shown)
+        elif not stable:
+            self._by_value.put(command, blob, shown)
         return blob
 
 

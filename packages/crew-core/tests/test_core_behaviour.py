@@ -24,7 +24,7 @@ import crew.testing
 import psutil
 import pytest
 from crew.testing import eventually, pids_alive
-from crew_local import LocalLauncher, local_controller
+from crew_local import LocalLauncher, LocalMonitor, local_controller
 
 SECONDS = 30  # the most any one step may take
 
@@ -782,3 +782,8 @@ class TestCustomLauncherConformance(crew.testing.ControllerSuite):
 
     def make_controller(self, **options):
         return build_controller(**options)
+
+    def make_monitor(self) -> crew.Monitor:
+        """The workers are processes of this machine: crew-local's monitor lists and ends them
+        by pid (the kit picks this controller's by the ``--controller`` id on their command line)."""
+        return LocalMonitor()

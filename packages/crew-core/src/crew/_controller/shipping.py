@@ -75,7 +75,10 @@ class ByValueCache:
     def get(self, function: Any) -> Optional[tuple[bytes, str]]:
         """(bytes, shown) of an unchanged function pushed before, else None."""
         entry = self._entries.get(id(function))
-        if entry is None or entry[0]() is not function or not _same(entry[1], fingerprint(function)):
+        if entry is None:
+            return None
+        alive = entry[0]()
+        if alive is None or alive is not function or not _same(entry[1], fingerprint(alive)):
             return None
         return entry[2], entry[3]
 

@@ -184,7 +184,9 @@ def test_controller_takes_local_controller_arguments():
     ours = inspect.signature(aws_batch_controller).parameters
     assert list(ours)[: len(LOCAL_CONTROLLER)] == [name for name, _ in LOCAL_CONTROLLER]
     differ = {name for name, default in LOCAL_CONTROLLER if ours[name].default != default}
-    # host: an address the VPC can reach; seconds_launch: containers start slower than local processes
-    assert differ == {"host", "seconds_launch"}
+    # host: an address the VPC can reach; seconds_launch: containers start slower than local processes;
+    # tls and seconds_idle: task data crosses a real network, idle workers give their allocation back
+    assert differ == {"host", "seconds_launch", "tls", "seconds_idle"}
     assert ours["host"].default is None and ours["seconds_launch"].default == 60
+    assert ours["tls"].default == crew.TLS(mode="automatic") and ours["seconds_idle"].default == 300
     assert {"job_queue", "job_definition"} <= {name for name, item in ours.items() if item.default is inspect.Parameter.empty}

@@ -283,3 +283,23 @@ def _submit_request(
     if options.timeout is not None:
         request["timeout"] = {"attemptDurationSeconds": options.timeout}
     return request
+
+
+def _job_settings(*, cpus: Any = None, gpus: Any = None, memory_gigabytes: Any = None, memory_mebibytes: Any = None,
+                  tags: Any = None, propagate_tags: Any = None, share_identifier: Any = None,
+                  scheduling_priority_override: Any = None, parameters: Any = None, retry_strategy: Any = None,
+                  timeout: Any = None) -> dict[str, Any]:
+    """The job settings a launcher and a definition's ``submit`` share, each validated here, once."""
+    return {
+        "cpus": validate.number("cpus", cpus, allow_none=True, exclusive_minimum=True),
+        "gpus": validate.integer("gpus", gpus, minimum=1, allow_none=True),
+        "memory_mebibytes": _memory_mebibytes(memory_gigabytes, memory_mebibytes),
+        "tags": _tags(tags),
+        "propagate_tags": None if propagate_tags is None else validate.flag("propagate_tags", propagate_tags),
+        "share_identifier": validate.text("share_identifier", share_identifier, allow_none=True),
+        "scheduling_priority_override": validate.integer(
+            "scheduling_priority_override", scheduling_priority_override, minimum=0, maximum=9999, allow_none=True),
+        "parameters": validate.mapping("parameters", parameters, values=str),
+        "retry_strategy": _retry_strategy(retry_strategy),
+        "timeout": validate.integer("timeout", timeout, minimum=60, allow_none=True),
+    }

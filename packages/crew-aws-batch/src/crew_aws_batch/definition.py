@@ -14,13 +14,13 @@ from ._aws import _Connection, _environment_list
 from ._options import (
     ARRAY_MAX,
     NAME_MAX,
+    _job_settings,
     _memory_mebibytes,
     _number_text,
     _Options,
     _retry_strategy,
     _sanitise_name,
     _submit_request,
-    _tags,
 )
 
 __all__ = ["AwsBatchDefinition"]
@@ -175,21 +175,14 @@ class AwsBatchDefinition:
         options = _Options(
             job_queue=self.job_queue,
             job_definition=_definition_reference(self.job_definition, revision),
-            cpus=validate.number("cpus", cpus, allow_none=True, exclusive_minimum=True),
-            gpus=validate.integer("gpus", gpus, minimum=1, allow_none=True),
-            memory_mebibytes=_memory_mebibytes(memory_gigabytes, memory_mebibytes),
             environment=validate.mapping("environment", environment, values=str),
-            tags=_tags(tags),
-            propagate_tags=None if propagate_tags is None else validate.flag("propagate_tags", propagate_tags),
-            share_identifier=validate.text("share_identifier", share_identifier, allow_none=True),
-            scheduling_priority_override=validate.integer(
-                "scheduling_priority_override", scheduling_priority_override, minimum=0, maximum=9999, allow_none=True
-            ),
-            parameters=validate.mapping("parameters", parameters, values=str),
-            retry_strategy=_retry_strategy(retry_strategy),
-            timeout=validate.integer("timeout", timeout, minimum=60, allow_none=True),
+            **_job_settings(
+                cpus=cpus, gpus=gpus, memory_gigabytes=memory_gigabytes, memory_mebibytes=memory_mebibytes, tags=tags,
+                propagate_tags=propagate_tags, share_identifier=share_identifier,
+                scheduling_priority_override=scheduling_priority_override, parameters=parameters,
+                retry_strategy=retry_strategy, timeout=timeout),
             container_overrides=None, node_overrides=None, eks_properties_override=None,
-        )  # fmt: skip
+        )
         size = validate.integer("array_size", array_size, minimum=2, maximum=ARRAY_MAX, allow_none=True)
         words = _command_words(command)
         request = _submit_request(options, _submit_name(name, self.job_definition), words or [], {}, size or 1)

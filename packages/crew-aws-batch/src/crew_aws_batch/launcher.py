@@ -20,13 +20,11 @@ from ._options import (
     _environment,
     _job_name,
     _job_name_option,
-    _memory_mebibytes,
+    _job_settings,
     _Options,
     _overrides,
-    _retry_strategy,
     _split,
     _submit_request,
-    _tags,
 )
 
 __all__ = ["AwsBatchLauncher", "AwsBatchHandle", "WAITING_STATUSES", "ACTIVE_STATUSES"]
@@ -127,19 +125,12 @@ class AwsBatchLauncher(Launcher):
             job_queue=validate.text("job_queue", job_queue),
             job_definition=validate.text("job_definition", job_definition),
             job_name=_job_name_option(job_name),
-            cpus=validate.number("cpus", cpus, allow_none=True, exclusive_minimum=True),
-            gpus=validate.integer("gpus", gpus, minimum=1, allow_none=True),
-            memory_mebibytes=_memory_mebibytes(memory_gigabytes, memory_mebibytes),
             environment=_environment(environment),
-            tags=_tags(tags),
-            propagate_tags=None if propagate_tags is None else validate.flag("propagate_tags", propagate_tags),
-            share_identifier=validate.text("share_identifier", share_identifier, allow_none=True),
-            scheduling_priority_override=validate.integer(
-                "scheduling_priority_override", scheduling_priority_override, minimum=0, maximum=9999, allow_none=True
-            ),
-            parameters=validate.mapping("parameters", parameters, values=str),
-            retry_strategy=_retry_strategy(retry_strategy),
-            timeout=validate.integer("timeout", timeout, minimum=60, allow_none=True),
+            **_job_settings(
+                cpus=cpus, gpus=gpus, memory_gigabytes=memory_gigabytes, memory_mebibytes=memory_mebibytes, tags=tags,
+                propagate_tags=propagate_tags, share_identifier=share_identifier,
+                scheduling_priority_override=scheduling_priority_override, parameters=parameters,
+                retry_strategy=retry_strategy, timeout=timeout),
             **_overrides(container_overrides, node_overrides, eks_properties_override),
         )
         self.seconds_status = validate.number("seconds_status", seconds_status, minimum=0)

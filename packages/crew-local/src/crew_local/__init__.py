@@ -12,12 +12,7 @@ from .monitor import LocalMonitor
 
 __version__ = "0.1.0"
 
-plugin = crew.Plugin(
-    name="local",
-    package="crew-local",
-    controller=local_controller,
-    launcher=LocalLauncher,
-    monitor=LocalMonitor,
-)
+plugin = crew.Plugin(name="local", package="crew-local", controller=local_controller,
+                     launcher=LocalLauncher, monitor=LocalMonitor)
 
 __all__ = ["LocalLauncher", "LocalMonitor", "local_controller", "plugin"]

@@ -85,19 +85,12 @@ class LocalLauncher(crew.Launcher):
         self.terminate_workers([handle])
 
     def exit_status(self, handle: subprocess.Popen, timeout: float = 0.0) -> str | None:
-        """``exit code N`` or ``signal NAME`` once the process has ended, else None.
+        """``exit code N`` or ``signal NAME`` once the process has ended, else None (the base
+        class understands processes).
 
         PLATFORM: ask the platform for the job's final state.
         """
-        try:
-            code = handle.wait(timeout=timeout) if timeout else handle.poll()
-        except subprocess.TimeoutExpired:
-            return None
-        if code is None:
-            return None
-        if code < 0:
-            return f"signal {signal.Signals(-code).name}"
-        return f"exit code {code}"
+        return super().exit_status(handle, timeout)
 
 
 def _signal(process: subprocess.Popen, signum: int) -> None:

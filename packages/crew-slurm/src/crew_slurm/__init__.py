@@ -12,12 +12,7 @@ from .monitor import SlurmMonitor
 
 __version__ = "0.1.0"
 
-plugin = crew.Plugin(
-    name="slurm",
-    package="crew-slurm",
-    controller=slurm_controller,
-    launcher=SlurmLauncher,
-    monitor=SlurmMonitor,
-)
+plugin = crew.Plugin(name="slurm", package="crew-slurm", controller=slurm_controller,
+                     launcher=SlurmLauncher, monitor=SlurmMonitor)
 
 __all__ = ["SlurmLauncher", "SlurmMonitor", "plugin", "slurm_controller"]

@@ -15,12 +15,7 @@ from .monitor import SshMonitor
 
 __version__ = "0.1.0"
 
-plugin = crew.Plugin(
-    name="ssh",
-    package="crew-ssh",
-    controller=ssh_controller,
-    launcher=SshLauncher,
-    monitor=SshMonitor,
-)
+plugin = crew.Plugin(name="ssh", package="crew-ssh", controller=ssh_controller,
+                     launcher=SshLauncher, monitor=SshMonitor)
 
 __all__ = ["SshError", "SshLauncher", "SshMonitor", "SshWorker", "ssh_controller", "plugin"]

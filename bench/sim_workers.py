@@ -3,8 +3,9 @@
 Usage: ``CREW_SECRET=... python sim_workers.py URL CONTROLLER_ID LAUNCH COUNT``
 
 Each of COUNT dialers speaks crew's worker protocol over its own pynng socket (asyncio): it
-answers the controller's challenge, and answers every batch of tasks at once with ``None``
-results, without running them, so the controller's dispatcher is what is measured.
+answers the controller's challenge, seals every frame after it (:mod:`crew._channel`), and
+answers every batch of tasks at once with ``None`` results, without running them, so the
+controller's dispatcher is what is measured.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 
 import pynng
 from crew import _protocol as P
+from crew._channel import Session
 
 NONE = pickle.dumps(None, 5)
 
@@ -25,20 +27,22 @@ async def _dialer(url: str, controller: str, launch: str, secret: str, pid: int)
     ack = P.encode(P.Ack())
     with pynng.Pair1(recv_max_size=0) as sock:
         sock.dial(url, block=False)
+        challenge = P.decode(await sock.arecv())
+        assert isinstance(challenge, P.Challenge), challenge
+        nonce = os.urandom(P.NONCE_BYTES)
+        session = Session(secret, challenge.nonce, nonce, controller, False)  # every later frame is sealed
+        await sock.asend(P.encode(P.Hello(P.VERSION, controller, launch, pid, socket.gethostname(),
+                                          P.mac(secret, challenge.nonce, nonce, controller), nonce.hex())))
         while True:
-            frame = P.decode(await sock.arecv())
+            frame = P.decode(session.open(await sock.arecv()) or b"")
             kind = type(frame)
-            if kind is not P.Challenge and kind is not P.Quit:
-                await sock.asend(ack)  # the controller sends one frame at a time per worker
+            if kind is not P.Quit:
+                await sock.asend(session.seal(ack))  # the controller sends one frame at a time per worker
             if kind is P.Tasks:
                 done = [P.ResultRecord(task.id, "success", NONE, None, None, None, 0.0) for task in frame.tasks]
-                await sock.asend(P.encode(P.Results(done)))
+                await sock.asend(session.seal(P.encode(P.Results(done))))
             elif kind is P.Cancel:
-                await sock.asend(P.encode(P.Returned(frame.ids, [])))
-            elif kind is P.Challenge:
-                hello = P.Hello(P.VERSION, controller, launch, pid, socket.gethostname(),
-                                P.mac(secret, frame.nonce, controller))
-                await sock.asend(P.encode(hello))
+                await sock.asend(session.seal(P.encode(P.Returned(frame.ids, []))))
             elif kind is P.Quit:
                 return
 

@@ -33,11 +33,13 @@ def controller_id(controller: crew.Controller) -> str:
     return words[words.index("--controller") + 1]
 
 
-def hello_frame(secret: str, nonce: bytes, ident: str, changes: dict | None = None) -> bytes:
-    """A worker's hello to controller ``ident`` answering ``nonce``; ``changes`` replace or add
-    fields (a None value drops one)."""
-    mac = hmac.new(secret.encode(), nonce + ident.encode(), hashlib.sha256).hexdigest()
-    hello = {"version": 1, "controller": ident, "launch": "0", "pid": 1, "host": "peer", "mac": mac}
+def hello_frame(secret: str, nonce: bytes, ident: str, changes: dict | None = None, mine: bytes = b"n" * 32) -> bytes:
+    """A worker's hello to controller ``ident`` answering ``nonce`` with its own nonce ``mine``;
+    ``changes`` replace or add fields (a None value drops one). Computed here by hand, from the
+    protocol's description, not with crew's code."""
+    mac = hmac.new(secret.encode(), b"crew hello\0" + nonce + mine + ident.encode(), hashlib.sha256).hexdigest()
+    hello = {"version": 2, "controller": ident, "launch": "0", "pid": 1, "host": "peer", "nonce": mine.hex(),
+             "mac": mac}
     hello.update(changes or {})
     hello = {key: value for key, value in hello.items() if value is not None}
     return HELLO + json.dumps(hello).encode()

@@ -3,6 +3,7 @@ worker's environment or an owner-only file; a worker without it (or with another
 gets nothing. local_controller listens on loopback only."""
 
 import os
+import re
 import stat
 
 import psutil
@@ -58,7 +59,8 @@ def test_a_secret_file_is_private_and_enough(workers, tmp_path):
 def test_a_worker_with_a_wrong_secret_gets_nothing(workers, tmp_path):
     controller = gated_controller(workers, tmp_path)
     with LogRecorder() as log:
-        worker = workers.spawn(call_by_hand(controller, launch="by-hand"), {"CREW_SECRET": "0" * 64})
+        call = re.sub(r" --secret-file \S+", "", call_by_hand(controller, launch="by-hand"))  # the file holds the right one
+        worker = workers.spawn(call, {"CREW_SECRET": "0" * 64})
         assert worker.wait(timeout=30) == 0, worker.stdout.read()  # dropped: it leaves by itself
         eventually(lambda: log.count("wrong secret"), 10)
     assert controller.resolved() == 0 and controller.unresolved() == 3

@@ -73,10 +73,11 @@ def test_a_strangers_hello_is_never_unpickled():
     assert hello.pid is None and hello.host == "5" and hello.mac is None
 
 
-def test_the_mac_binds_secret_nonce_and_controller():
-    proof = P.mac("secret", b"n" * 32, "c1")
-    assert P.verify("secret", b"n" * 32, "c1", proof)
-    assert not P.verify("other", b"n" * 32, "c1", proof)
-    assert not P.verify("secret", b"m" * 32, "c1", proof)
-    assert not P.verify("secret", b"n" * 32, "c2", proof)
-    assert not P.verify("secret", b"n" * 32, "c1", None)
+def test_the_mac_binds_secret_nonces_and_controller():
+    proof = P.mac("secret", b"n" * 32, b"w" * 32, "c1")
+    assert P.verify("secret", b"n" * 32, b"w" * 32, "c1", proof)
+    assert not P.verify("other", b"n" * 32, b"w" * 32, "c1", proof)
+    assert not P.verify("secret", b"m" * 32, b"w" * 32, "c1", proof)
+    assert not P.verify("secret", b"n" * 32, b"v" * 32, "c1", proof)
+    assert not P.verify("secret", b"n" * 32, b"w" * 32, "c2", proof)
+    assert not P.verify("secret", b"n" * 32, b"w" * 32, "c1", None)

@@ -4,8 +4,13 @@ Every frame starts with one byte naming its kind. Frames a worker sends before i
 authenticated (its HELLO) are JSON, never pickle, so the controller unpickles nothing from a
 stranger; :func:`decode_hello` is the only decoder used on a stranger's bytes.
 
+The handshake is mutual: the hello carries the worker's own nonce and an HMAC over both nonces;
+from the Welcome on, every frame both ways is sealed with a per-connection key derived from the
+secret and both nonces (:mod:`crew._channel`), so a worker unpickles nothing until its controller
+has proved it holds the secret, and a relay cannot alter or inject frames.
+
 controller -> worker                      worker -> controller
-  Challenge  nonce                          Hello     json {version, controller, launch, pid, host, mac}
+  Challenge  nonce                          Hello     json {version, controller, launch, pid, host, nonce, mac}
   Welcome    json {worker, settings}        Results   pickle [ResultRecord as a tuple, ...]
   Tasks      pickle [TaskRecord as a tuple, ...]
   Cancel     pickle ([ids], interrupt)      Returned  pickle ([ids asked], [ids given back unstarted])
@@ -22,22 +27,23 @@ and checked, as the named records below; neither side indexes a tuple.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import pickle
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+from ._channel import hello_mac
 
 __all__ = [
     "VERSION", "NONCE_BYTES", "MAX_HELLO_BYTES", "STATUSES", "ProtocolError",
     "TaskRecord", "ResultRecord", "Challenge", "Hello", "Welcome", "Tasks", "Cancel", "Quit", "Ping",
     "Pong", "Ack", "Results", "Returned", "Goodbye", "Started", "Frame",
-    "encode", "decode", "decode_hello", "mac", "verify",
+    "encode", "decode", "decode_hello", "mac", "verify", "worker_nonce",
 ]
 
-VERSION = 1
+VERSION = 2
 NONCE_BYTES = 32
 MAX_HELLO_BYTES = 4096
 PICKLE_PROTOCOL = 5
@@ -91,6 +97,8 @@ class Hello:
     pid: int | None
     host: str
     mac: Any
+    nonce: Any = None
+    """The worker's nonce, hex (NONCE_BYTES bytes): the session keys depend on it."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +201,7 @@ def encode(frame: Frame) -> bytes:
         return _CHALLENGE + frame.nonce
     if type(frame) is Hello:
         return _json(_HELLO, {"version": frame.version, "controller": frame.controller, "launch": frame.launch,
-                              "pid": frame.pid, "host": frame.host, "mac": frame.mac})
+                              "pid": frame.pid, "host": frame.host, "nonce": frame.nonce, "mac": frame.mac})
     if type(frame) is Welcome:
         return _json(_WELCOME, {"worker": frame.worker, "settings": frame.settings})
     if type(frame) is Goodbye:
@@ -231,7 +239,7 @@ def decode_hello(data: bytes) -> Hello:
         raise ProtocolError("malformed hello") from None
     pid = value.get("pid")
     return Hello(value.get("version"), value.get("controller"), str(value.get("launch")),
-                 pid if type(pid) is int else None, str(value.get("host"))[:255], value.get("mac"))
+                 pid if type(pid) is int else None, str(value.get("host"))[:255], value.get("mac"), value.get("nonce"))
 
 
 def _object(data: bytes) -> dict[str, Any]:
@@ -326,11 +334,22 @@ _DECODERS: dict[bytes, Callable[[bytes], Frame]] = {
 
 
 # ---------------------------------------------------------------------- authentication
-def mac(secret: str, nonce: bytes, controller: str) -> str:
-    """The proof that a worker holds the controller's secret."""
-    return hmac.new(secret.encode(), nonce + controller.encode(), hashlib.sha256).hexdigest()
+def worker_nonce(hello: Hello) -> Optional[bytes]:
+    """The worker's nonce of a hello, or None when it is not NONCE_BYTES bytes in hex."""
+    value = hello.nonce
+    if type(value) is not str or len(value) != 2 * NONCE_BYTES:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return None
 
 
-def verify(secret: str, nonce: bytes, controller: str, proof: object) -> bool:
-    """Whether ``proof`` is :func:`mac` of the secret, the nonce and the controller id."""
-    return isinstance(proof, str) and hmac.compare_digest(mac(secret, nonce, controller), proof)
+def mac(secret: str, challenge: bytes, nonce: bytes, controller: str) -> str:
+    """The proof that a worker holds the controller's secret (over both nonces)."""
+    return hello_mac(secret, challenge, nonce, controller)
+
+
+def verify(secret: str, challenge: bytes, nonce: bytes, controller: str, proof: object) -> bool:
+    """Whether ``proof`` is :func:`mac` of the secret, both nonces and the controller id."""
+    return isinstance(proof, str) and hmac.compare_digest(mac(secret, challenge, nonce, controller), proof)

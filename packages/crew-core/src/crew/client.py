@@ -8,6 +8,7 @@ import socket as _socket
 import pynng
 
 from . import validate
+from ._channel import part_bytes
 from .errors import CrewError, SettingError
 from .tls import TLS
 
@@ -30,7 +31,9 @@ class Client:
         seconds_interval: how often waits re-check scaling while no result arrives.
         seconds_timeout: how long network operations may take.
         max_frame_bytes: the largest frame accepted from a worker (default 256 MiB; 0: no limit).
-            Peers that have not authenticated yet are bound by it too.
+            Frames larger than 1 MiB travel in parts (joined only for authenticated workers),
+            so a peer that has not authenticated can make the controller hold at most about
+            1 MiB whatever this limit is.
     """
 
     def __init__(
@@ -90,7 +93,7 @@ class Client:
             return self.socket
         bind = resolve_host(self.host)
         self._address = bind if bind not in ("0.0.0.0", "::") else local_address()
-        sock = pynng.Pair1(polyamorous=True, recv_max_size=self.max_frame_bytes)
+        sock = pynng.Pair1(polyamorous=True, recv_max_size=receive_limit(self.max_frame_bytes))
         scheme = "tcp"
         if self.tls.enabled:
             key, cert = self.tls._materials(self._address)
@@ -129,6 +132,12 @@ class Client:
     def __repr__(self) -> str:
         where = self.url if self.socket is not None else f"{self.host or '<auto>'}:{self.port}"
         return f"Client({where})"
+
+
+def receive_limit(max_frame_bytes: int) -> int:
+    """The largest raw frame the listener reads: one part (see :mod:`crew._channel`), never more
+    than a whole frame under ``max_frame_bytes`` needs."""
+    return part_bytes(max_frame_bytes) + 1
 
 
 def resolve_host(host: str | None) -> str:

@@ -25,6 +25,7 @@ from typing import Any, NoReturn, Optional, Union
 import pynng
 
 from . import _protocol as P
+from ._channel import PART_BYTES, ChannelError, Session, part_bytes, parts
 from ._execute import FRAME_ROOM, Interrupted, Runner
 from ._metrics import METRICS_SECONDS
 from ._secret_file import note_failure
@@ -76,6 +77,9 @@ class Worker:
         self.last_active = time.monotonic()
         self.heard = time.monotonic()  # when the controller last sent anything
         self.socket = pynng.Pair1(recv_max_size=0)
+        self.session: Optional[Session] = None  # the sealed channel, from the controller's challenge on
+        self.seal_lock = threading.Lock()  # seal and send in one step: frames go out in numbered order
+        self.part = PART_BYTES
         self.main_thread = threading.main_thread().ident
         self.runner = Runner(self.serializer, self.settings, self._arm, self._ended)
 
@@ -108,15 +112,13 @@ class Worker:
                 data = self.socket.recv()
             except pynng.exceptions.Closed:
                 return
-            self.heard = time.monotonic()
-            try:
-                frame = P.decode(data)
-            except P.ProtocolError as error:
-                _log(f"ignored a malformed frame from the controller: {error}")
+            frame = self._open(data)
+            if frame is None:
                 continue
+            self.heard = time.monotonic()
             kind = type(frame)
-            if kind is not P.Challenge and kind is not P.Quit:
-                self.socket.send(P.encode(P.Ack()))  # the controller sends the next frame only after this
+            if kind is not P.Quit:
+                self._transmit(P.encode(P.Ack()))  # the controller sends the next frame only after this
             if kind is P.Tasks:
                 with self.lock:
                     if self.stopping is None:
@@ -125,17 +127,53 @@ class Worker:
             else:
                 self._control(frame)
 
+    def _open(self, data: bytes) -> Optional[P.Frame]:
+        """The frame in ``data``, once the controller has proved it holds the secret; None for
+        the handshake's own frames and for what comes before any challenge."""
+        session = self.session
+        if not self.welcomed.is_set():
+            if data[:1] == b"c" and len(data) == 1 + P.NONCE_BYTES:
+                self._answer(data[1:])
+                return None
+            if session is None:
+                _log("ignored a frame that came before any challenge")
+                return None
+        try:
+            opened = session.open(data)  # type: ignore[union-attr]
+            frame = None if opened is None else P.decode(opened)
+        except (ChannelError, P.ProtocolError) as error:
+            if not self.welcomed.is_set():
+                _fail(self.options, f"the controller at {self.options.url} did not prove it holds the secret "
+                                    f"({error}); refusing it", 3)
+            _log(f"a frame from the controller failed its check ({error}); closing the connection")
+            os._exit(3)
+        if not self.welcomed.is_set() and not isinstance(frame, P.Welcome):
+            _fail(self.options, f"the controller at {self.options.url} sent {type(frame).__name__} before its welcome", 3)
+        return frame
+
+    def _answer(self, challenge: bytes) -> None:
+        """Answer a challenge: a hello with our own nonce and the proof over both."""
+        nonce = os.urandom(P.NONCE_BYTES)
+        ident = self.options.controller
+        self.session = Session(self.secret, challenge, nonce, ident, False)
+        hello = P.Hello(P.VERSION, ident, self.options.launch, os.getpid(), socket.gethostname(),
+                        P.mac(self.secret, challenge, nonce, ident), nonce.hex())
+        self.socket.send(P.encode(hello))
+
+    def _transmit(self, frame: bytes) -> None:
+        """Seal and send one frame (in parts when it is larger than the controller reads at once)."""
+        with self.seal_lock:
+            for raw in parts(self.session.seal(frame), self.part):  # type: ignore[union-attr]
+                self.socket.send(raw)
+
     def _control(self, frame: P.Frame) -> None:
         """Handle a frame other than Tasks."""
         if isinstance(frame, P.Cancel):
             self._cancel(set(frame.ids), frame.interrupt)
-        elif isinstance(frame, P.Challenge):
-            hello = P.Hello(P.VERSION, self.options.controller, self.options.launch, os.getpid(),
-                            socket.gethostname(), P.mac(self.secret, frame.nonce, self.options.controller))
-            self.socket.send(P.encode(hello))
         elif isinstance(frame, P.Welcome):
             self.worker_id = frame.worker
             self.settings.update(frame.settings)
+            self.part = part_bytes(self.settings.get("max_frame_bytes") or 0)
             self.serializer = self.runner.serializer = Serializer(self.settings.get("serializer"))
             self.welcomed.set()
         elif isinstance(frame, P.Ping):
@@ -201,13 +239,13 @@ class Worker:
                 if results:
                     self._send_results(results)
                     results = []
-                self.socket.send(item)
+                self._transmit(item)
             if results:
                 self._send_results(results)
 
     def _send_results(self, results: list[P.ResultRecord]) -> None:
         for batch in split_results(results, self.settings.get("max_frame_bytes") or 0):
-            self.socket.send(P.encode(P.Results(batch)))
+            self._transmit(P.encode(P.Results(batch)))
 
     def _watch_controller(self) -> None:
         """Exit when the controller has sent nothing (not even its pings) for seconds_timeout:

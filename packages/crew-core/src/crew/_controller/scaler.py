@@ -52,14 +52,22 @@ class Scaler:
             self.wanted.wait(interval if (busy and self.autoscaling) else None)
             if self.halted.is_set():
                 return
-            self.wanted.clear()
-            wait = self._last_round + scaling.backoff(interval, self.fleet.failed_in_row) - time.monotonic()
-            if wait > 0 and self.halted.wait(wait):
+            if self._backoff(interval):
                 return
             try:
                 self.round()
             except BaseException as error:  # surfaced on the user's next call
                 self.report(error)
+
+    def _backoff(self, interval: float) -> bool:
+        """Wait out the launch backoff; True once halted. It is re-checked whenever ``wanted`` is
+        set: a worker that dials in resets the failures in a row, and so ends the backoff."""
+        while True:
+            self.wanted.clear()
+            wait = self._last_round + scaling.backoff(interval, self.fleet.failed_in_row) - time.monotonic()
+            if wait <= 0 or self.halted.is_set():
+                return self.halted.is_set()
+            self.wanted.wait(wait)
 
     def stop(self) -> None:
         self.halted.set()

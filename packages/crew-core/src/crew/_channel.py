@@ -1,0 +1,128 @@
+"""The channel after the handshake: session keys, a MAC on every frame, and frames sent in parts.
+
+The handshake (see :mod:`crew._protocol`) exchanges two random nonces: the controller's
+challenge and the worker's, in its hello. Both sides derive two keys from the secret and both
+nonces, one per direction; from the welcome on, every frame carries a sequence number and a
+16-byte tag under its direction's key (:meth:`Session.seal`), and the receiver refuses a frame
+whose tag is wrong or whose number is not above the last one it accepted (:meth:`Session.open`).
+A relay that passed the handshake through can read a plain connection but cannot alter, inject,
+replay or reorder frames; the welcome is the controller's first sealed frame, so a worker knows
+its controller holds the secret before it unpickles anything.
+
+Tags: keyed BLAKE2b for frames under 64 KiB (fastest for small frames), HMAC-SHA256 above
+(hardware SHA-256 is faster for large ones), both cut to 16 bytes; the length picks, on both sides.
+
+The controller accepts raw frames of at most :data:`PART_BYTES` (plus the seal), so a peer that
+has not authenticated can make it hold little; an authenticated worker sends a larger sealed frame
+as parts (``m`` + piece, ..., ``e`` + last piece) that :meth:`Session.open` joins, up to the
+controller's ``max_frame_bytes``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from typing import Optional
+
+__all__ = ["TAG_BYTES", "SEAL_BYTES", "PART_BYTES", "ChannelError", "Session", "hello_mac", "parts", "part_bytes"]
+
+TAG_BYTES = 16
+SEAL_BYTES = 8 + TAG_BYTES  # sequence number + tag, after the frame
+PART_BYTES = 2**20  # the largest raw frame a controller reads (plus SEAL_BYTES + 1)
+_SMALL = 2**16
+_SEQ = struct.Struct(">Q")
+_PART, _END = b"m", b"e"
+
+
+class ChannelError(ValueError):
+    """A frame that fails its tag, its sequence number, or the size of its parts."""
+
+
+def hello_mac(secret: str, challenge: bytes, nonce: bytes, controller: str) -> str:
+    """The worker's proof: HMAC-SHA256 of both nonces and the controller id, under the secret."""
+    return hmac.new(secret.encode(), b"crew hello\0" + challenge + nonce + controller.encode(), hashlib.sha256).hexdigest()
+
+
+def _key(secret: str, label: bytes, challenge: bytes, nonce: bytes, controller: str) -> bytes:
+    return hmac.new(secret.encode(), label + challenge + nonce + controller.encode(), hashlib.sha256).digest()
+
+
+def _tag(key: bytes, frame: bytes, trailer: bytes) -> bytes:
+    if len(frame) < _SMALL:
+        small = hashlib.blake2b(frame, key=key, digest_size=TAG_BYTES)
+        small.update(trailer)
+        return small.digest()
+    large = hmac.new(key, frame, hashlib.sha256)
+    large.update(trailer)
+    return large.digest()[:TAG_BYTES]
+
+
+class Session:
+    """One connection's keys and sequence numbers, on one side (``controller=True`` or not).
+
+    Not thread-safe: the caller seals and sends under one lock, so numbers go out in order."""
+
+    __slots__ = ("_out", "_in", "_sent", "_received", "_held", "_size", "limit")
+
+    def __init__(self, secret: str, challenge: bytes, nonce: bytes, controller_id: str, controller: bool,
+                 limit: int = 0):
+        down = _key(secret, b"crew down\0", challenge, nonce, controller_id)  # controller -> worker
+        up = _key(secret, b"crew up\0", challenge, nonce, controller_id)
+        self._out, self._in = (down, up) if controller else (up, down)
+        self._sent = 0
+        self._received = -1  # the welcome is number 0
+        self._held: list[bytes] = []  # parts of a frame being received
+        self._size = 0
+        self.limit = limit  # the largest joined frame accepted (0: no limit)
+
+    def seal(self, frame: bytes) -> bytes:
+        """``frame`` with its sequence number and tag."""
+        trailer = _SEQ.pack(self._sent)
+        self._sent += 1
+        return frame + trailer + _tag(self._out, frame, trailer)
+
+    def open(self, data: bytes) -> Optional[bytes]:
+        """The frame inside sealed ``data``; None for a part of a larger frame (held until its
+        end). Raises :class:`ChannelError`."""
+        kind = data[:1]
+        if kind == _PART or kind == _END:
+            data = self._part(data)
+            if kind == _PART:
+                return None
+        if len(data) < SEAL_BYTES + 1:
+            raise ChannelError("a frame too short to carry a seal")
+        frame, trailer, tag = data[:-SEAL_BYTES], data[-SEAL_BYTES:-TAG_BYTES], data[-TAG_BYTES:]
+        if not hmac.compare_digest(_tag(self._in, frame, trailer), tag):
+            raise ChannelError("a frame with a wrong tag (altered, or not from the peer that authenticated)")
+        number = _SEQ.unpack(trailer)[0]
+        if number <= self._received:
+            raise ChannelError(f"a frame numbered {number} after {self._received} (replayed or reordered)")
+        self._received = number
+        return frame
+
+    def _part(self, data: bytes) -> bytes:
+        self._size += len(data) - 1
+        if self.limit and self._size > self.limit + SEAL_BYTES:
+            raise ChannelError(f"a frame in parts larger than max_frame_bytes ({self.limit})")
+        self._held.append(data[1:])
+        if data[:1] == _PART:
+            return b""
+        whole = b"".join(self._held)
+        self._held, self._size = [], 0
+        return whole
+
+
+def part_bytes(max_frame_bytes: int) -> int:
+    """The size of one part: the largest raw frame a controller with ``max_frame_bytes`` reads,
+    less the part's kind byte."""
+    return PART_BYTES if not max_frame_bytes else min(PART_BYTES, max_frame_bytes + SEAL_BYTES)
+
+
+def parts(sealed: bytes, size: int = PART_BYTES) -> list[bytes]:
+    """Raw frames that carry ``sealed``: itself when it fits in ``size``, else its parts."""
+    if len(sealed) <= size:
+        return [sealed]
+    view = memoryview(sealed)
+    pieces = [view[start:start + size] for start in range(0, len(sealed), size)]
+    return [_PART + bytes(piece) for piece in pieces[:-1]] + [_END + bytes(pieces[-1])]

@@ -54,13 +54,8 @@ class AwsBatchDefinition:
         self.job_queue = validate.text("job_queue", job_queue)
         self.job_definition = validate.text("job_definition", job_definition, pattern=r"[A-Za-z0-9_-]{1,128}")
         self.log_group = validate.text("log_group", log_group)
-        self.connection = _Connection(
-            region=region,
-            endpoint_url=endpoint_url,
-            aws_profile=aws_profile,
-            aws_credentials=aws_credentials,
-            seconds_timeout=seconds_timeout,
-        )
+        self.connection = _Connection(region=region, endpoint_url=endpoint_url, aws_profile=aws_profile,
+                                      aws_credentials=aws_credentials, seconds_timeout=seconds_timeout)
 
     def registration(
         self,

@@ -57,11 +57,11 @@ class AwsBatchMonitor(Monitor):
         *,
         job_name: str = "crew",
         log_group: str = "/aws/batch/job",
+        seconds_timeout: float = 60.0,
         region: str | None = None,
         endpoint_url: str | None = None,
         aws_profile: str | None = None,
         aws_credentials: Mapping[str, str] | None = None,
-        seconds_timeout: float = 60.0,
     ):
         self.job_queue = validate.text("job_queue", job_queue)
         self.job_definition = validate.text("job_definition", job_definition, allow_none=True)
@@ -69,13 +69,8 @@ class AwsBatchMonitor(Monitor):
         if not self.job_name:
             raise SettingError(f"job_name must contain a letter or digit, not {job_name!r}")
         self.log_group = validate.text("log_group", log_group)
-        self.connection = _Connection(
-            region=region,
-            endpoint_url=endpoint_url,
-            aws_profile=aws_profile,
-            aws_credentials=aws_credentials,
-            seconds_timeout=seconds_timeout,
-        )
+        self.connection = _Connection(region=region, endpoint_url=endpoint_url, aws_profile=aws_profile,
+                                      aws_credentials=aws_credentials, seconds_timeout=seconds_timeout)
 
     # ------------------------------------------------------------------ listing
     def jobs(self, status: str | Iterable[str] | None = None) -> list[dict[str, Any]]:

@@ -179,5 +179,6 @@ class Scaler:
             raise LaunchError(
                 f"{failed} launches in a row failed before their workers dialled in "
                 f"({'; '.join(sorted(r for r in reasons if r))}). Check the workers' logs and the launcher's "
-                "options; the controller will try again, more slowly, when called next."
+                "options. This error ends the call that raised it; in the background the controller keeps "
+                f"launching, more slowly, and reports again after {scaling.LAUNCH_FAILURES_MAX} more failures."
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import validate
 from .errors import SettingError
@@ -28,7 +28,7 @@ class TLS:
     mode: str = "none"
     key: str | None = None
     certificates: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never printed
 
     def __post_init__(self) -> None:
         validate.choice("mode", self.mode, ("none", "automatic", "custom"))

@@ -27,7 +27,7 @@ def from_record(task: Task, record: ResultRecord, seat: Seat, controller: str,
                 value = loads(record.payload)
             else:
                 exception = loads(record.payload)
-        except Exception as caught:
+        except BaseException as caught:  # worker data may raise anything, SystemExit too
             if status == "success":
                 status = "error"
                 error = f"the task's result could not be deserialized here: {type(caught).__name__}: {caught}"

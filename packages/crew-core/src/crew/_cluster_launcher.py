@@ -27,6 +27,7 @@ from ._cluster_common import (
     job_name,
     render_script,
 )
+from ._secret_file import private_directory
 from .errors import SchedulerError, SettingError
 from .launcher import Launcher, Queued
 
@@ -292,7 +293,7 @@ class ClusterLauncher(Launcher, abc.ABC):
 
     def _make_directory(self, path: str) -> None:
         if self._is_local():
-            os.makedirs(path, mode=0o700, exist_ok=True)
+            private_directory(path)
         else:
             self._run(["mkdir", "-p", "-m", "700", path])
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import warnings
 from collections.abc import Mapping
 
-__all__ = ["ROOT_ENV", "root", "write", "note_failure", "failures", "remove"]
+__all__ = ["ROOT_ENV", "root", "write", "note_failure", "failures", "remove", "private_directory"]
 
 ROOT_ENV = "CREW_RUN_DIRECTORY"
 """Environment variable that moves the folders' root from ``~/.crew/run``."""
@@ -25,9 +26,38 @@ def root() -> str:
     return os.environ.get(ROOT_ENV) or os.path.join(os.path.expanduser("~"), ".crew", "run")
 
 
+def private_directory(path: str) -> None:
+    """Make ``path`` and every missing parent mode 0700, whatever the umask (``os.makedirs``
+    gives its mode to the last folder only; parents get the umask's). Existing folders are left
+    as they are; one that others may write to gets a warning."""
+    path = os.path.abspath(path)
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    if not missing:
+        _warn_if_open(path)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(folder, 0o700)
+
+
+def _warn_if_open(path: str) -> None:
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o022:
+        warnings.warn(f"{path} is writable by other users (mode {mode:o}): crew keeps job scripts and secret "
+                      "files there; make it private (chmod 700) or choose another folder", stacklevel=3)
+
+
 def _private_directory(path: str) -> None:
-    """Make ``path`` (and missing parents) owned by the user, mode 0700 whatever the umask."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    """The controller's own folder: 0700 even if it exists."""
+    private_directory(path)
     os.chmod(path, 0o700)
 
 

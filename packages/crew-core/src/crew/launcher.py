@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 
 from . import _handles, validate
 from ._metrics import METRICS_SECONDS
+from ._secret_file import private_directory
 from .errors import CrewError, SettingError
 from .tls import TLS
 
@@ -233,7 +234,7 @@ class Launcher:
         Pass the path to :meth:`call` as ``secret_file`` so the worker reads it at start.
         """
         contact = self._require_bound()
-        os.makedirs(directory, exist_ok=True)
+        private_directory(os.fspath(directory))
         target = os.path.join(os.fspath(directory), f"crew-secret-{contact.controller_id}")
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:

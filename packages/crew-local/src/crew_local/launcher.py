@@ -52,8 +52,9 @@ class LocalLauncher(crew.Launcher):
         env["CREW_CONTROLLER_PID"] = str(os.getpid())  # LocalMonitor tells live controllers' workers by it
         output: Any = subprocess.DEVNULL
         if self.log_directory:
-            os.makedirs(self.log_directory, exist_ok=True)
-            output = open(os.path.join(self.log_directory, f"worker-{len(os.listdir(self.log_directory)) + 1}.log"), "ab")
+            os.makedirs(self.log_directory, mode=0o700, exist_ok=True)
+            log = os.path.join(self.log_directory, f"worker-{len(os.listdir(self.log_directory)) + 1}.log")
+            output = os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")  # the user's only
         try:
             process = cast(subprocess.Popen, local["sh"]["-c", f"exec {call}"].popen(  # on this machine: a Popen
                 env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

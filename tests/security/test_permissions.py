@@ -61,3 +61,24 @@ def test_a_tls_password_never_shows(tmp_path):
                    certificates=str(tmp_path / "chain.pem"), password="hunter2")
     assert "hunter2" not in repr(tls) and "hunter2" not in str(tls)
     assert "password" in repr(tls)  # it says there is one
+
+
+def test_a_worker_refuses_the_secret_file_of_a_controller_that_is_gone(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    secret = tmp_path / "secret"
+    secret.write_text(f"CREW_SECRET=abc\nCREW_CONTROLLER_PID={ended.pid}\nCREW_CONTROLLER_HOST={socket.gethostname()}\n")
+    run = subprocess.run([sys.executable, "-m", "crew.worker", "tcp://127.0.0.1:9", "--controller", "c",
+                          "--seconds-timeout", "5", "--secret-file", str(secret)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and f"the controller (pid {ended.pid}) that wrote the secret file is gone" in run.stderr
+    # the same file from a live controller (this process) is accepted: the worker goes on to dial
+    secret.write_text(f"CREW_SECRET=abc\nCREW_CONTROLLER_PID={os.getpid()}\nCREW_CONTROLLER_HOST={socket.gethostname()}\n")
+    run = subprocess.run([sys.executable, "-m", "crew.worker", "tcp://127.0.0.1:9", "--controller", "c",
+                          "--seconds-timeout", "1", "--secret-file", str(secret)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 3 and "no controller at tcp://127.0.0.1:9" in run.stderr

@@ -405,10 +405,25 @@ def _read_secret(options: argparse.Namespace) -> tuple[str, str | None]:
                 values[key] = value
             elif key is not None:
                 values[key] += "\n" + line
+        _check_writer(options, values)
     secret = values.get("CREW_SECRET")
     if not secret:
         _fail(options, "no secret: set CREW_SECRET or pass --secret-file")
     return str(secret), values.get("CREW_TLS_CERTIFICATE")
+
+
+def _check_writer(options: argparse.Namespace, values: dict[str, str]) -> None:
+    """Refuse a secret file whose controller, on this very host, is gone (e.g. SIGKILLed): the
+    file outlives it, and whoever binds the controller's port next must get nothing from us."""
+    pid, host = values.get("CREW_CONTROLLER_PID", ""), values.get("CREW_CONTROLLER_HOST")
+    if host != socket.gethostname() or not pid.isdigit():
+        return
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        _fail(options, f"the controller (pid {pid}) that wrote the secret file is gone")
+    except PermissionError:  # alive, another user's: not ours to judge
+        pass
 
 
 def _fail(options: argparse.Namespace, message: str, code: int = 2) -> NoReturn:

@@ -22,3 +22,20 @@ def by_value() -> Callable[[int], int]:
         return x + 1
 
     return inc_by_value
+
+
+def trace_start() -> int:
+    """Start (or keep) tracemalloc in this worker and reset its peak; return the traced bytes now."""
+    import tracemalloc
+
+    if not tracemalloc.is_tracing():
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    return tracemalloc.get_traced_memory()[0]
+
+
+def trace_peak(payload: bytes) -> tuple[int, int]:
+    """Take a payload; return its length and this worker's traced peak since :func:`trace_start`."""
+    import tracemalloc
+
+    return len(payload), tracemalloc.get_traced_memory()[1]

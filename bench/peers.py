@@ -100,7 +100,9 @@ class CrewLocal(Peer):
         self.controller.terminate()
 
     def extra(self, config: dict) -> dict:
-        """crew's own bulk call, ``Controller.map`` (one task per element, results in order)."""
+        """crew's own bulk call, ``Controller.map`` (one task per element, results in order);
+        ``controller.executor().map`` at its best chunksize (tried as for ProcessPoolExecutor);
+        and the round trip through ``controller.executor().submit(f, i).result()``."""
         maps = {}
         for tasks in config["counts"]:
             start = clock()
@@ -108,7 +110,22 @@ class CrewLocal(Peer):
             seconds = clock() - start
             _check([_value(result) for result in results], tasks)
             maps[str(tasks)] = rate(tasks, seconds)
-        return {"map": maps}
+        executor = self.controller.executor()
+        try:
+            executor_maps = {str(tasks): best_chunksize(executor, tasks) for tasks in config["counts"]}
+            submit = executor.submit
+            for i in range(config["warmup"]):
+                submit(inc, i).result()
+            times = []
+            for i in range(config["latency_tasks"]):
+                begin = clock()
+                value = submit(inc, i).result()
+                times.append(clock() - begin)
+                if value != i + 1:
+                    raise AssertionError(f"crew executor: inc({i}) returned {value!r}")
+        finally:
+            executor.shutdown(wait=True)
+        return {"map": maps, "executor_map": executor_maps, "executor_latency": latency_summary(times)}
 
 
 def _value(result) -> Any:
@@ -147,18 +164,21 @@ class ProcessPool(_Futures):
 
     def extra(self, config: dict) -> dict:
         """``map`` at its best chunksize for each task count, and the start time with spawn."""
-        maps = {}
-        for tasks in config["counts"]:
-            tried = {}
-            for chunksize in _chunksizes(tasks):
-                start = clock()
-                total = sum(self.executor.map(inc, range(tasks), chunksize=chunksize))
-                tried[str(chunksize)] = tasks / (clock() - start)
-                if total != tasks * (tasks + 1) // 2:
-                    raise AssertionError("map returned wrong results")
-            best = max(tried, key=tried.get)
-            maps[str(tasks)] = {"tasks": tasks, "chunksize": int(best), "tasks_per_second": tried[best], "tried": tried}
+        maps = {str(tasks): best_chunksize(self.executor, tasks) for tasks in config["counts"]}
         return {"map": maps, "start_spawn_seconds": _spawn_start()}
+
+
+def best_chunksize(executor, tasks: int) -> dict[str, Any]:
+    """``executor.map(inc, range(tasks), chunksize=...)`` at each of :func:`_chunksizes`; the best."""
+    tried = {}
+    for chunksize in _chunksizes(tasks):
+        start = clock()
+        total = sum(executor.map(inc, range(tasks), chunksize=chunksize))
+        tried[str(chunksize)] = tasks / (clock() - start)
+        if total != tasks * (tasks + 1) // 2:
+            raise AssertionError("map returned wrong results")
+    best = max(tried, key=tried.get)
+    return {"tasks": tasks, "chunksize": int(best), "tasks_per_second": tried[best], "tried": tried}
 
 
 def _chunksizes(tasks: int) -> list[int]:
@@ -276,8 +296,12 @@ class Parsl(Peer):
 PEERS: dict[str, type[Peer]] = {peer.name: peer for peer in (CrewLocal, ProcessPool, Loky, Dask, Ray, Parsl)}
 
 
-def measure(peer: Peer, config: dict) -> dict[str, Any]:
+def measure(peer: Peer, config: dict, main_function: Callable | None = None) -> dict[str, Any]:
     """Every measurement of one peer, in a fresh process: start, throughput, latency, payloads.
+
+    ``main_function`` is an ``x + 1`` defined in the running script's ``__main__`` (as scripts
+    and notebooks define their work): cloudpickle ships it by value, a forked
+    ProcessPoolExecutor by reference (its workers are copies of ``__main__``).
 
     ``start_seconds`` runs from building the pool (the framework already imported here, as the
     floors have pynng and cloudpickle imported) to the first result of ``inc(0)``."""
@@ -316,6 +340,11 @@ def measure(peer: Peer, config: dict) -> dict[str, Any]:
             function = by_value()
             _check(peer.many(function, range(config["warmup"])), config["warmup"])
             row["by_value"] = _throughput(peer, function, config["by_value_tasks"])
+        if main_function is not None:
+            if main_function.__module__ != "__main__":
+                raise AssertionError(f"{main_function!r} is not defined in __main__")
+            _check(peer.many(main_function, range(config["warmup"])), config["warmup"])
+            row["main"] = _throughput(peer, main_function, config["by_value_tasks"])
         row["payload"] = {}
         for size in config["payload_sizes"]:
             row["payload"][str(size)] = _payload(peer, size, config)
@@ -362,4 +391,4 @@ def import_peer(name: str) -> Peer:
     return PEERS[name]()
 
 
-__all__ = ["PEERS", "Peer", "Skip", "import_peer", "measure", "payload_tasks"]
+__all__ = ["PEERS", "Peer", "Skip", "best_chunksize", "import_peer", "measure", "payload_tasks"]

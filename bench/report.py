@@ -19,11 +19,24 @@ def _ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds * 1e3:,.0f}"
 
 
-def _size(size: int) -> str:
+def size_label(size: int) -> str:
+    """1 MiB and 10 MiB as such; decimal units otherwise."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
     for unit, scale in (("MB", 10**6), ("KB", 10**3)):
         if size >= scale:
             return f"{size / scale:g} {unit}"
     return f"{size} B"
+
+
+_size = size_label
+
+
+def payload_count(result: dict, size: int) -> int:
+    """How many tasks the payload measurement of ``size`` bytes ran (as ``peers.payload_tasks``)."""
+    config = result["config"]
+    return max(config["payload_min_tasks"], min(config["payload_max_tasks"], config["payload_bytes"] // size))
 
 
 def _tps(row: dict, tasks: int) -> float | None:
@@ -34,7 +47,8 @@ def _tps(row: dict, tasks: int) -> float | None:
 def peer_table(result: dict) -> str:
     counts = result["config"]["counts"]
     head = (["peer"] + [f"tasks/s ({n:,} tasks)" for n in counts]
-            + [f"by value ({result['config']['by_value_tasks']:,})", "round trip p50 (µs)", "p99 (µs)",
+            + [f"by value, closure ({result['config']['by_value_tasks']:,})",
+               f"`__main__` function ({result['config']['by_value_tasks']:,})", "round trip p50 (µs)", "p99 (µs)",
                "start to first result (ms)", "note"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 2) + "---|"]
     for name in PEER_ORDER:
@@ -54,20 +68,74 @@ def peer_table(result: dict) -> str:
             note.append(f"fork; spawn start {_ms(row.get('start_spawn_seconds'))} ms")
         if name == "dask":
             note.append("client.map")
-        by_value = row.get("by_value")
+        by_value, main = row.get("by_value"), row.get("main")
         cells = ([row["label"]] + [_num(_tps(row, n)) for n in counts]
                  + [_num(by_value["tasks_per_second"]) if by_value else "n/a (pickle)",
+                    _num(main["tasks_per_second"]) if main else "—",
                     _us(row["latency"]["p50"]), _us(row["latency"]["p99"]), _ms(row["start_seconds"]), "; ".join(note)])
         lines.append("| " + " | ".join(cells) + " |")
-        if row.get("map"):
-            maps = row["map"]
+        for field in ("map", "executor_map"):
+            maps = row.get(field)
+            if not maps:
+                continue
             label, note = "crew-local Controller.map", "one task per element"
             if name == "ppe":
                 label = "ProcessPoolExecutor map (best chunksize)"
+            if field == "executor_map":
+                label = "crew-local executor().map (best chunksize)"
+            if "chunksize" in next(iter(maps.values())):
                 note = "chunksize " + ", ".join(f"{maps[str(n)]['chunksize']}" for n in counts if str(n) in maps)
             cells = ([label] + [_num(maps[str(n)]["tasks_per_second"]) if str(n) in maps else "—" for n in counts]
-                     + ["—", "—", "—", "—", note])
+                     + ["—", "—", "—", "—", "—", note])
             lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def latency_table(result: dict) -> str:
+    """Round trip, one task at a time on warm workers: best and median p50 over the runs."""
+    lines = ["| round trip, one task at a time | p50 (µs), best run | p50 (µs), median of runs | p99 (µs) |",
+             "|---|---:|---:|---:|"]
+    rows = []
+    for name in PEER_ORDER:
+        row = result["peers"].get(name)
+        if not row or row["status"] != "ok":
+            continue
+        how = "`submit(f, i).result()`" if name != "crew-local" else "`push`/`wait`/`pop`"
+        if name in ("dask", "ray", "parsl"):
+            how = "its own submit"
+        rows.append((f"{row['label']} {how}", row["latency"]))
+        if row.get("executor_latency"):
+            rows.append((f"{row['label']} `executor().submit(f, i).result()`", row["executor_latency"]))
+    floors = result.get("floors", {})
+    if floors.get("status") == "ok":
+        rows.append(("floor: pynng Req0/Rep0 + cloudpickle", floors["reqrep"]))
+        rows.append(("floor: raw TCP echo, 64 bytes", floors["tcp_echo"]))
+    for label, entry in rows:
+        median = _median(entry["p50s"]) if entry.get("p50s") else entry["p50"]
+        lines.append(f"| {label} | {_us(entry['p50'])} | {_us(median)} | {_us(entry['p99'])} |")
+    return "\n".join(lines)
+
+
+def copies_table(result: dict) -> str:
+    copies = result.get("scale", {}).get("copies", {})
+    if copies.get("status") != "ok":
+        return f"copies: {copies.get('status', 'missing')}: {copies.get('note', '')}"
+    sizes = result["config"]["copy_sizes"]
+    head = ["payload-sized buffers alive at once (Python heap, tracemalloc peak)"]
+    head += [f"{size_label(size)}, {side}" for size in sizes for side in ("controller", "worker")]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for name in ("crew-local", "ppe"):
+        entries = copies.get(name, {})
+        label = result["peers"].get(name, {}).get("label", name)
+        cells = [label] + [f"{entries[str(size)][side]:.2f}" if str(size) in entries else "—"
+                           for size in sizes for side in ("controller", "worker")]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -112,6 +180,12 @@ def scale_table(result: dict) -> str:
     if push.get("status") == "ok":
         lines.append(f"| push {push['tasks']:,} tasks, no worker: µs per push | {push['seconds_per_push'] * 1e6:.1f} |")
         lines.append(f"| resident memory per queued task (bytes) | {push['rss_bytes_per_task']:,.0f} |")
+    push_main = scale.get("push_main", {})
+    if push_main.get("status") == "ok":
+        lines.append(f"| push by reference, best of {push_main['rounds']} × {push_main['tasks']:,}, no worker: µs per push "
+                     f"| {push_main['seconds_per_push_reference'] * 1e6:.1f} |")
+        lines.append(f"| push of a `__main__` function (by value, cached), same: µs per push "
+                     f"| {push_main['seconds_per_push_main'] * 1e6:.1f} |")
     traced = scale.get("traced", {})
     if traced.get("status") == "ok":
         lines.append(f"| Python heap per queued task, tracemalloc over {traced['tasks']:,} (bytes) "
@@ -145,8 +219,10 @@ def markdown(result: dict) -> str:
          f"{meta['load_before']} / {meta.get('load_after', '?')}; crew commit {meta.get('commit', '?')}"),
         "### Peers: 2 worker processes, task `x + 1`", peer_table(result),
         "### Targets (ratios measured in this run)", target_table(result),
+        "### Round trip", latency_table(result),
         "### Transport floors", floor_table(result),
         "### Payload throughput (task takes the payload, returns its length)", payload_table(result),
+        "### Payload copies (1 worker)", copies_table(result),
         "### The controller itself", scale_table(result),
     ]
     return "\n\n".join(parts) + "\n"
@@ -176,6 +252,13 @@ def plot(result: dict, path: str) -> bool:
             label = "ProcessPoolExecutor map (best chunksize)" if name == "ppe" else f"{row['label']} Controller.map"
             left.plot(xs, [row["map"][str(n)]["tasks_per_second"] for n in xs], marker="s", linestyle=":", label=label,
                       **style)
+        if row.get("executor_map"):
+            xs = [n for n in counts if str(n) in row["executor_map"]]
+            left.plot(xs, [row["executor_map"][str(n)]["tasks_per_second"] for n in xs], marker="^", linestyle="--",
+                      label=f"{row['label']} executor().map (best chunksize)", **style)
+        if row.get("main"):
+            left.scatter([row["main"]["tasks"]], [row["main"]["tasks_per_second"]], marker="*", s=120, zorder=5,
+                         color=style["color"], label=f"{row['label']}: `__main__` function, submit loop")
         payloads = row.get("payload", {})
         xs = [s for s in sizes if str(s) in payloads]
         right.plot(xs, [payloads[str(s)]["megabytes_per_second"] for s in xs], marker="o", label=row["label"], **style)

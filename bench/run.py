@@ -33,18 +33,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import report
 from common import HERE, environment, use_bench_path
 
+MIB = 1 << 20
+
 FULL: dict[str, Any] = {
     "counts": [1000, 10000, 100000],
     "warmup": 200,
     "latency_tasks": 1000,
     "by_value_tasks": 10000,
-    "payload_sizes": [1000, 10000, 100000, 1000000, 10000000],
-    "payload_bytes": 100_000_000,
+    "payload_sizes": [1000, 10000, 100000, MIB, 10 * MIB],
+    "payload_bytes": 200 * MIB,
     "payload_min_tasks": 10,
     "payload_max_tasks": 2000,
+    "copy_sizes": [MIB, 10 * MIB],
     "budget_seconds": 120,
     "floor_tasks": 10000,
     "push_tasks": 1_000_000,
+    "push_main_tasks": 20000,
+    "push_main_rounds": 5,
     "traced_tasks": 100_000,
     "sim_workers": 1000,
     "sim_per_process": 250,
@@ -58,13 +63,16 @@ QUICK: dict[str, Any] = {
     "warmup": 20,
     "latency_tasks": 30,
     "by_value_tasks": 200,
-    "payload_sizes": [1000, 100000],
-    "payload_bytes": 1_000_000,
-    "payload_min_tasks": 5,
+    "payload_sizes": [1000, MIB, 10 * MIB],
+    "payload_bytes": 2 * MIB,
+    "payload_min_tasks": 2,
     "payload_max_tasks": 20,
+    "copy_sizes": [MIB],
     "budget_seconds": 10,
     "floor_tasks": 500,
     "push_tasks": 20000,
+    "push_main_tasks": 2000,
+    "push_main_rounds": 2,
     "traced_tasks": 5000,
     "sim_workers": 20,
     "sim_per_process": 10,
@@ -77,6 +85,19 @@ PEERS = ["crew-local", "ppe", "loky", "dask", "ray", "parsl"]
 
 
 # ---------------------------------------------------------------------------- child processes
+def inc_in_main(x: int) -> int:
+    """``x + 1`` defined in the script that runs (in a child, this file is ``__main__``), as
+    scripts and notebooks define their work: cloudpickle ships it by value."""
+    return x + 1
+
+
+def _main_function() -> Callable[[int], int]:
+    function = sys.modules["__main__"].__dict__.get("inc_in_main")
+    if function is None or function.__module__ != "__main__":
+        raise RuntimeError("bench/run.py must run as a script for the __main__ cases")
+    return function
+
+
 def _child(kind: str, config: dict) -> dict:
     """Run one measurement in this (child) process; return ``{"status": ..., ...}``."""
     use_bench_path()
@@ -88,17 +109,24 @@ def _child(kind: str, config: dict) -> dict:
             peer.check()
         except peers.Skip as why:
             return {"status": "skipped", "note": str(why), "name": peer.name, "label": peer.label}
-        row = peers.measure(peer, config)
+        row = peers.measure(peer, config, main_function=_main_function())
         row["status"] = "ok"
         return row
     if kind == "floors":
         import floors
 
         return {"status": "ok", **floors.measure(config)}
+    if kind == "copies":
+        import copies
+
+        return {"status": "ok", **copies.measure(config["copy_sizes"])}
     import scale
 
     if kind == "push":
         return {"status": "ok", **scale.push(config["push_tasks"])}
+    if kind == "push_main":
+        return {"status": "ok", **scale.push_main(config["push_main_tasks"], config["push_main_rounds"],
+                                                  _main_function())}
     if kind == "traced":
         return {"status": "ok", **scale.traced(config["traced_tasks"])}
     if kind == "sim_baseline":
@@ -176,20 +204,28 @@ def _merge_peer(runs: list[dict]) -> dict:
     merged["errors"] = [run.get("note") for run in runs if run["status"] != "ok"]
     merged["start_seconds"] = min(run["start_seconds"] for run in ok)
     merged["import_seconds"] = min(run.get("import_seconds", 0.0) for run in ok)
-    for field in ("throughput", "payload", "map"):
+    for field in ("throughput", "payload", "map", "executor_map"):
         keys = {key for run in ok for key in run.get(field, {})}
         if keys:
             merged[field] = {key: _best_entry([run.get(field, {}).get(key) for run in ok], "tasks_per_second", _higher)
                              for key in keys}
-    if any("by_value" in run for run in ok):
-        merged["by_value"] = _best_entry([run.get("by_value") for run in ok], "tasks_per_second", _higher)
-    merged["latency"] = {"n": ok[0]["latency"]["n"], "p50": min(run["latency"]["p50"] for run in ok),
-                         "p99": min(run["latency"]["p99"] for run in ok)}
+    for field in ("by_value", "main"):
+        if any(field in run for run in ok):
+            merged[field] = _best_entry([run.get(field) for run in ok], "tasks_per_second", _higher)
+    for field in ("latency", "executor_latency"):
+        if any(field in run for run in ok):
+            merged[field] = _best_latency([run[field] for run in ok if field in run])
     if any("start_spawn_seconds" in run for run in ok):
         merged["start_spawn_seconds"] = min(run["start_spawn_seconds"] for run in ok if "start_spawn_seconds" in run)
     merged["skipped"] = {key: value for run in ok for key, value in run.get("skipped", {}).items()
                          if not any(key in other.get("throughput", {}) for other in ok)}
     return merged
+
+
+def _best_latency(entries: list[dict]) -> dict:
+    """The lowest p50 and p99 over runs; ``p50s`` keeps every run's p50 (their median is reported too)."""
+    p50s = sorted(entry["p50"] for entry in entries)
+    return {"n": entries[0]["n"], "p50": p50s[0], "p99": min(entry["p99"] for entry in entries), "p50s": p50s}
 
 
 def _merge_floors(runs: list[dict]) -> dict:
@@ -200,8 +236,7 @@ def _merge_floors(runs: list[dict]) -> dict:
     for key in ("pushpull_by_reference", "pushpull_by_value"):
         merged[key] = _best_entry([run[key] for run in ok], "tasks_per_second", _higher)
     for key in ("reqrep", "tcp_echo"):
-        merged[key] = {"n": ok[0][key]["n"], "p50": min(run[key]["p50"] for run in ok),
-                       "p99": min(run[key]["p99"] for run in ok)}
+        merged[key] = _best_latency([run[key] for run in ok])
     merged["fresh_workers"] = _best_entry([run["fresh_workers"] for run in ok], "seconds", _lower)
     return merged
 
@@ -212,32 +247,63 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def targets(result: dict) -> list[dict]:
-    """The issue's targets, as ratios measured in this run."""
+    """Issue #13's targets (and the ones kept from before), as ratios measured in this run."""
     config = result["config"]
-    tasks = 10000 if 10000 in config["counts"] else config["counts"][-1]
+    counts = config["counts"]
+    tasks = 10000 if 10000 in counts else counts[-1]
+    map_tasks = 100000 if 100000 in counts else counts[-1]
     crew = result["peers"].get("crew-local", {})
     ppe = result["peers"].get("ppe", {})
     floors = result.get("floors", {})
-    push = result.get("scale", {}).get("push", {})
-    ok = crew.get("status") == "ok"
-    ppe_ok = ppe.get("status") == "ok"
+    scale = result.get("scale", {})
+    push = scale.get("push", {})
+    push_main = scale.get("push_main", {})
+    sim, sim_baseline = scale.get("sim", {}), scale.get("sim_baseline", {})
+    both = crew.get("status") == "ok" and ppe.get("status") == "ok"
     floors_ok = floors.get("status") == "ok"
 
-    def tps(row: dict) -> float | None:
-        entry = row.get("throughput", {}).get(str(tasks))
-        return entry["tasks_per_second"] if entry else None
+    def get(row: dict, *keys: str) -> Any:
+        for key in keys:
+            if not isinstance(row, dict) or key not in row:
+                return None
+            row = row[key]
+        return row
 
+    def versus(keys: tuple[str, ...], ppe_keys: tuple[str, ...] | None = None) -> float | None:
+        return _ratio(get(crew, *keys), get(ppe, *(ppe_keys or keys))) if both else None
+
+    big = [size for size in config["payload_sizes"] if size >= 1 << 20]
     rows = [
-        (f"crew-local / ProcessPoolExecutor submit loop, throughput at {tasks:,} tasks",
-         _ratio(tps(crew), tps(ppe)) if ok and ppe_ok else None, ">=", 5, "x"),
-        (f"crew-local / ProcessPoolExecutor map at best chunksize, throughput at {tasks:,} tasks",
-         _ratio(tps(crew), ppe.get("map", {}).get(str(tasks), {}).get("tasks_per_second")) if ok and ppe_ok else None,
-         ">=", 1, "x"),
-        ("crew-local round trip p50 / pynng Req/Rep + cloudpickle floor p50",
-         _ratio(crew["latency"]["p50"], floors["reqrep"]["p50"]) if ok and floors_ok else None, "<=", 1.3, "x"),
-        ("crew-local start to first result / two fresh workers floor",
-         _ratio(crew["start_seconds"], floors["fresh_workers"]["seconds"]) if ok and floors_ok else None, "<=", 1.5, "x"),
-        (f"push: µs per task ({push.get('tasks', 0):,} tasks)",
+        (f"{tasks:,} × a function pickled by reference (`bench_tasks.inc`), submit loop: crew-local / ProcessPoolExecutor",
+         versus(("throughput", str(tasks), "tasks_per_second")), ">=", 8, "x"),
+        (f"{tasks:,} × a function defined in `__main__`, submit loop: crew-local / ProcessPoolExecutor",
+         versus(("main", "tasks_per_second")), ">=", 5, "x"),
+        ("`push` of a `__main__` function / `push` by reference (µs per push, no worker)",
+         _ratio(push_main.get("seconds_per_push_main"), push_main.get("seconds_per_push_reference"))
+         if push_main.get("status") == "ok" else None, "<=", 2, "x"),
+        (f"{map_tasks:,}-element map, best chunksize for each: crew-local `executor().map` / ProcessPoolExecutor `map`",
+         versus(("executor_map", str(map_tasks), "tasks_per_second"), ("map", str(map_tasks), "tasks_per_second")),
+         ">=", 1.2, "x"),
+    ]
+    for size in big:
+        rows.append((f"{report.size_label(size)} payload in, its length out "
+                     f"({report.payload_count(result, size)} tasks): crew-local / ProcessPoolExecutor",
+                     versus(("payload", str(size), "tasks_per_second")), ">=", 1.0, "x"))
+    rows += [
+        ("round trip p50, `executor().submit(f, i).result()`: crew-local / ProcessPoolExecutor `submit().result()`",
+         versus(("executor_latency", "p50"), ("latency", "p50")), "<=", 1.0, "x"),
+        ("round trip p50, `push`/`wait`/`pop`: crew-local / ProcessPoolExecutor `submit().result()`",
+         versus(("latency", "p50")), "<=", 1.0, "x"),
+        ("round trip p50, `executor().submit(f, i).result()`: crew-local / pynng Req/Rep + cloudpickle floor",
+         _ratio(get(crew, "executor_latency", "p50"), get(floors, "reqrep", "p50")) if floors_ok else None,
+         "<=", 1.3, "x"),
+        ("start to first result: crew-local / two fresh workers floor",
+         _ratio(get(crew, "start_seconds"), get(floors, "fresh_workers", "seconds")) if floors_ok else None,
+         "<=", 1.5, "x"),
+        (f"{sim.get('workers', 0):,} connected simulated workers / 2, throughput",
+         _ratio(sim.get("tasks_per_second"), sim_baseline.get("tasks_per_second"))
+         if sim.get("status") == "ok" and sim_baseline.get("status") == "ok" else None, ">=", 0.8, "x"),
+        (f"`push`: µs per task ({push.get('tasks', 0):,} tasks, no worker)",
          push["seconds_per_push"] * 1e6 if push.get("status") == "ok" else None, "<=", 10, " µs"),
         (f"controller memory per queued task ({push.get('tasks', 0):,} tasks, RSS)",
          push["rss_bytes_per_task"] / 1024 if push.get("status") == "ok" else None, "<=", 2, " KB"),
@@ -290,7 +356,7 @@ def run(config: dict, mode: str, names: list[str], say: Callable[[str], None]) -
         say(f"[{rep + 1}/{config['reps']}] floors: {floor_runs[-1]['status']} ({time.monotonic() - begin:.1f} s)")
     result["peers"] = {name: _merge_peer(runs) for name, runs in peer_runs.items()}
     result["floors"] = _merge_floors(floor_runs)
-    for kind in ("push", "traced", "sim_baseline", "sim"):
+    for kind in ("push", "push_main", "traced", "copies", "sim_baseline", "sim"):
         begin = time.monotonic()
         result["scale"][kind] = _spawn_child(kind, config)
         say(f"scale {kind}: {result['scale'][kind]['status']} ({time.monotonic() - begin:.1f} s)")

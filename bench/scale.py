@@ -70,6 +70,31 @@ def push(tasks: int) -> dict[str, Any]:
     }
 
 
+def push_main(tasks: int, rounds: int, main_function) -> dict[str, Any]:
+    """µs per ``push`` of a function defined in ``__main__`` (shipped by value) against one pickled
+    by reference, ``tasks`` pushes of each in turn, ``rounds`` times, no worker; the best round of each.
+    Both functions were pushed once before (crew serializes a by-value function once and again
+    only when it changes), so this is the steady state of a script's loop."""
+    if main_function.__module__ != "__main__":
+        raise AssertionError(f"{main_function!r} is not defined in __main__")
+    controller = _idle_controller()
+    push_ = controller.push
+    best = {"reference": math.inf, "main": math.inf}
+    for function in (inc, main_function):
+        push_(function, args=(0,), scale=False)
+    _drained(controller)
+    for _ in range(rounds):
+        for key, function in (("reference", inc), ("main", main_function)):
+            gc.collect()
+            start = clock()
+            for i in range(tasks):
+                push_(function, args=(i,), scale=False)
+            best[key] = min(best[key], (clock() - start) / tasks)
+            _drained(controller)
+    return {"tasks": tasks, "rounds": rounds, "seconds_per_push_reference": best["reference"],
+            "seconds_per_push_main": best["main"]}
+
+
 def traced(tasks: int) -> dict[str, Any]:
     """Python-heap bytes per queued task (tracemalloc), and the allocation sites that hold them."""
     controller = _idle_controller()

@@ -60,8 +60,13 @@ def test_measured_rows_are_complete(quick):
     crew = result["peers"]["crew-local"]
     assert _positive(crew["by_value"]["tasks_per_second"])
     assert set(crew["map"]) == {str(n) for n in config["counts"]}
+    assert set(crew["executor_map"]) == {str(n) for n in config["counts"]}
+    assert all(entry["chunksize"] >= 1 for entry in crew["executor_map"].values())
+    assert _positive(crew["executor_latency"]["p50"])
     ppe = result["peers"]["ppe"]
     assert "by_value" not in ppe
+    for row in (crew, ppe):  # a function defined in __main__: both ship it (crew by value, a forked pool by reference)
+        assert _positive(row["main"]["tasks_per_second"])
     assert set(ppe["map"]) == {str(n) for n in config["counts"]}
     assert all(entry["chunksize"] >= 1 for entry in ppe["map"].values())
     assert _positive(ppe["start_spawn_seconds"])
@@ -77,20 +82,25 @@ def test_floors_and_scale(quick):
         assert _positive(floors[key]["p50"])
     assert _positive(floors["fresh_workers"]["seconds"])
     scale = result["scale"]
-    assert {"push", "traced", "sim_baseline", "sim"} <= set(scale)
+    assert {"push", "push_main", "traced", "copies", "sim_baseline", "sim"} <= set(scale)
     assert all(entry["status"] == "ok" for entry in scale.values()), scale
     assert scale["push"]["tasks"] == result["config"]["push_tasks"] and _positive(scale["push"]["seconds_per_push"])
+    assert _positive(scale["push_main"]["seconds_per_push_main"]) and _positive(scale["push_main"]["seconds_per_push_reference"])
+    for name in ("crew-local", "ppe"):
+        assert set(scale["copies"][name]) == {str(size) for size in result["config"]["copy_sizes"]}
+        assert all(_positive(entry["worker"]) for entry in scale["copies"][name].values())
     assert scale["sim"]["workers"] == result["config"]["sim_workers"]
     assert scale["sim"]["workers_used"] >= 1
 
 
 def test_targets_and_report(quick):
     result, stdout, folder = quick
-    assert len(result["targets"]) == 6
+    assert len(result["targets"]) == 11 + sum(size >= 1 << 20 for size in result["config"]["payload_sizes"])
     for target in result["targets"]:
         assert target["met"] in (True, False) and isinstance(target["value"], float)
     assert result["meta"]["mode"] == "quick"
-    for label in ("crew-local", "ProcessPoolExecutor", "Transport floors", "The controller itself"):
+    for label in ("crew-local", "ProcessPoolExecutor", "Round trip", "Transport floors", "Payload copies",
+                  "The controller itself"):
         assert label in stdout
     try:
         import matplotlib  # noqa: F401

@@ -7,9 +7,10 @@ from typing import Callable, Optional
 from .._protocol import TaskRecord
 from ..results import Result
 
-__all__ = ["Task", "ResultCallback"]
+__all__ = ["Task", "ResultCallback", "StartCallback"]
 
 ResultCallback = Callable[[Result], None]
+StartCallback = Callable[[], None]
 
 
 class Task:
@@ -19,7 +20,7 @@ class Task:
     :mod:`crew._controller.board`) until it resolves.
     """
 
-    __slots__ = ("id", "name", "command", "blob", "rest", "seed", "timeout", "crashes", "callback", "suspect")
+    __slots__ = ("id", "name", "command", "blob", "rest", "seed", "timeout", "crashes", "callback", "on_start", "suspect")
 
     def __init__(self, name: Optional[str], command: str, blob: bytes, rest: Optional[bytes],
                  seed: Optional[int] = None, timeout: Optional[float] = None):
@@ -32,6 +33,7 @@ class Task:
         self.timeout = timeout
         self.crashes = 0  # how many times the task lost its worker
         self.callback: Optional[ResultCallback] = None  # set: the result goes here, not to pop()
+        self.on_start: Optional[StartCallback] = None  # called when a worker reports the task started
         self.suspect = False  # its worker died holding it and others: it runs alone next
 
     def record(self) -> TaskRecord:
@@ -46,6 +48,7 @@ class Task:
         """A fresh task with the same name, command, data and callback (for a backup controller)."""
         moved = Task(self.name, self.command, self.blob, self.rest, self.seed, self.timeout)
         moved.callback = self.callback
+        moved.on_start = self.on_start
         return moved
 
     def __repr__(self) -> str:

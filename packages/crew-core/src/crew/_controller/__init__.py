@@ -12,6 +12,19 @@
 
 from __future__ import annotations
 
+import atexit
+
 from .controller import Controller, live
 
 __all__ = ["Controller", "live"]
+
+
+@atexit.register
+def _terminate_live() -> None:
+    """At interpreter exit, end the workers of every controller still running. Executors finish
+    their pending calls before this (``threading``'s exit hooks run before ``atexit``'s)."""
+    for controller in list(live):
+        try:
+            controller.terminate()
+        except Exception:  # one failure must not keep the others' workers alive
+            pass

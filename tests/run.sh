@@ -43,6 +43,9 @@ for version in 3.9 3.10 3.11 3.12 3.13; do
 done
 export PATH="$PWD/$pythons:$PATH"
 
+step "fetching CPython's own test_concurrent_futures (Debian's libpython3.11-testsuite, extracted, not installed)"
+python3 tests/_cpython_tests.py
+
 step "running the test sessions (nox and uv in .venv-nox, made by tools/nox.py)"
 status=0
 python3 tools/nox.py --no-color -s build lint tests docs bench_quick "$@" || status=$?

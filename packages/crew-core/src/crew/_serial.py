@@ -66,7 +66,7 @@ class _Chained:
 
     def __reduce__(self) -> tuple[Any, ...]:
         exception, depth = self.exception, self.depth
-        linked = [exception.__cause__, exception.__context__]
+        linked: list[Any] = [exception.__cause__, exception.__context__]
         if depth < _CHAIN_MAX:
             linked = [_Chained(link, depth + 1) if link is not None else None for link in linked]
         else:

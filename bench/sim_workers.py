@@ -27,15 +27,19 @@ async def _dialer(url: str, controller: str, launch: str, secret: str, pid: int)
     ack = P.encode(P.Ack())
     with pynng.Pair1(recv_max_size=0) as sock:
         sock.dial(url, block=False)
-        challenge = P.decode(await sock.arecv())
-        assert isinstance(challenge, P.Challenge), challenge
-        nonce = os.urandom(P.NONCE_BYTES)
-        session = Session(secret, challenge.nonce, nonce, controller, False)  # every later frame is sealed
-        await sock.asend(P.encode(P.Hello(P.VERSION, controller, launch, pid, socket.gethostname(),
-                                          P.mac(secret, challenge.nonce, nonce, controller), nonce.hex())))
+        session = None
+        welcomed = False
         while True:
-            frame = P.decode(session.open(await sock.arecv()) or b"")
+            data = await sock.arecv()
+            if not welcomed and data[:1] == b"c" and len(data) == 1 + P.NONCE_BYTES:
+                # a challenge (again, when a full gate cut us off and NNG dialled anew): answer it
+                session = await _hello(sock, data[1:], controller, launch, secret, pid)
+                continue
+            if session is None:
+                continue
+            frame = P.decode(session.open(data) or b"")
             kind = type(frame)
+            welcomed = welcomed or kind is P.Welcome
             if kind is not P.Quit:
                 await sock.asend(session.seal(ack))  # the controller sends one frame at a time per worker
             if kind is P.Tasks:
@@ -45,6 +49,14 @@ async def _dialer(url: str, controller: str, launch: str, secret: str, pid: int)
                 await sock.asend(session.seal(P.encode(P.Returned(frame.ids, []))))
             elif kind is P.Quit:
                 return
+
+
+async def _hello(sock: pynng.Pair1, challenge: bytes, controller: str, launch: str, secret: str, pid: int) -> Session:
+    """Answer a challenge; every later frame is sealed with the session it opens."""
+    nonce = os.urandom(P.NONCE_BYTES)
+    await sock.asend(P.encode(P.Hello(P.VERSION, controller, launch, pid, socket.gethostname(),
+                                      P.mac(secret, challenge, nonce, controller), nonce.hex())))
+    return Session(secret, challenge, nonce, controller, False)
 
 
 async def _main(url: str, controller: str, launch: str, count: int) -> None:

@@ -30,8 +30,15 @@ def test_an_altered_frame_is_refused(frame, data):
     sealed = bytearray(controller.seal(frame))
     index = data.draw(st.integers(0, len(sealed) - 1))
     sealed[index] ^= data.draw(st.integers(1, 255))
+    try:
+        opened = worker.open(bytes(sealed))
+    except ChannelError:
+        return
+    # Only a first byte changed to a part's kind is not refused at once: it is held as the first
+    # part of a larger frame, never handed on, and the frame it starts fails its tag at its end.
+    assert opened is None and index == 0 and sealed[0] in b"me"
     with pytest.raises(ChannelError):
-        worker.open(bytes(sealed))
+        worker.open(b"e" + controller.seal(b"r"))
 
 
 def test_a_replayed_or_reordered_frame_is_refused():

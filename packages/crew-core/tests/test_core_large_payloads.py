@@ -38,3 +38,16 @@ def test_tasks_sent_while_a_worker_reads_nothing_all_resolve():
     done = subprocess.run([sys.executable, "-c", SCENARIO], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["True", "0", "40", "True", "True", "True"], done.stdout
+
+
+def test_results_larger_than_one_part_come_back_whole():
+    """A result over the 1 MiB a controller reads at once travels in parts and is joined."""
+    from crew_local import local_controller
+
+    with local_controller(workers=1, crashes_max=0) as controller:
+        sizes = [2**20 - 100, 2**20 + 100, 3 * 2**20 + 7, 9 * 2**20]
+        names = [controller.push("bytes(size)", data={"size": size}) for size in sizes]
+        assert controller.wait(seconds_timeout=120)
+        results = {result.name: result for result in controller.collect()}
+        assert [(results[name].status, len(results[name].result)) for name in names] == [
+            ("success", size) for size in sizes]

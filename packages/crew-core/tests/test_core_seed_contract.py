@@ -164,3 +164,15 @@ def test_the_secret_file_keeps_a_multi_line_certificate_whole(tmp_path):
     path.write_text(f"CREW_SECRET=s3cr3t\nCREW_TLS_CERTIFICATE={pem}\n")
     options = _parser().parse_args(["tcp://127.0.0.1:1", "--controller", "c", "--secret-file", str(path)])
     assert _read_secret(options) == ("s3cr3t", pem)
+
+
+def test_exit_status_and_terminate_of_plumbum_popen_objects():
+    from plumbum import local
+
+    launcher = CustomLauncher()
+    ended = local[sys.executable]["-c", "import sys; sys.exit(4)"].popen()
+    assert launcher.exit_status(ended, timeout=30) == "exit code 4"
+    sleeper = local[sys.executable]["-c", "import time; time.sleep(60)"].popen()
+    assert launcher.exit_status(sleeper) is None
+    launcher.terminate_worker(sleeper)
+    assert launcher.exit_status(sleeper, timeout=30) == "signal SIGTERM"

@@ -29,8 +29,15 @@ def describe_code(code: int) -> str:
     return f"exit code {code}"
 
 
+def _process_of(handle: Any) -> Any:
+    """The subprocess.Popen inside plumbum's popen objects (they wrap one); else ``handle``."""
+    inner = getattr(handle, "_proc", None)
+    return inner if isinstance(inner, subprocess.Popen) and not isinstance(handle, subprocess.Popen) else handle
+
+
 def exit_status(handle: Any, timeout: float = 0.0) -> Optional[str]:
     """How the worker behind ``handle`` ended, or None while it runs or when unknown."""
+    handle = _process_of(handle)
     if isinstance(handle, subprocess.Popen):
         return _popen(handle, timeout)
     if isinstance(handle, concurrent.futures.Future):
@@ -94,6 +101,7 @@ def _process(handle: Any, timeout: float) -> Optional[str]:
 
 def terminate(handle: Any, seconds: float) -> None:
     """End the worker behind a handle of a kind this module understands (else do nothing)."""
+    handle = _process_of(handle)
     if isinstance(handle, subprocess.Popen):
         if handle.poll() is None:
             handle.terminate()

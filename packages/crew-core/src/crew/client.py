@@ -137,7 +137,12 @@ class Client:
 def receive_limit(max_frame_bytes: int) -> int:
     """The largest raw frame the listener reads: one part (see :mod:`crew._channel`), never more
     than a whole frame under ``max_frame_bytes`` needs."""
-    return part_bytes(max_frame_bytes) + 1
+    return part_bytes(max_frame_bytes) + 1 + _PROTOCOL_HEADER
+
+
+_PROTOCOL_HEADER = 64
+"""Room for NNG's own header on each message (the pair protocol's hop count is 4 bytes), which
+NNG counts against the receive limit."""
 
 
 def resolve_host(host: str | None) -> str:

@@ -4,35 +4,63 @@
 real `concurrent.futures.Future`, so ``concurrent.futures.wait``, ``as_completed`` and
 ``loop.run_in_executor`` work with it. ``await controller.push_async(...)`` pushes one task and
 awaits its [`crew.Result`][crew.Result] without blocking the event loop.
+
+Like the standard pools, the interpreter does not exit until the calls submitted to an executor
+are done (whatever ``shutdown`` was told), and ``submit`` from an exit hook raises `RuntimeError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import collections
 import concurrent.futures
 import functools
 import inspect
 import itertools
-import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import validate
-from .errors import SettingError, TaskError
+from .errors import CrewError, SettingError, TaskError
 from .results import Result
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._controller import Controller
 
-__all__ = ["Executor", "push_async"]
+__all__ = ["Executor", "BrokenCrewExecutor", "push_async"]
 
-_STOP = object()
+_executors: weakref.WeakSet[Executor] = weakref.WeakSet()
+_exiting = False  # the interpreter is shutting down: no new calls
+_LINGER = 0.5  # seconds an idle resolver thread waits for more results before it ends
+
+
+def _python_exit() -> None:
+    """Interpreter exit (``threading``'s hooks, before ``atexit``'s, which end the controllers):
+    accept no more calls and wait for the pending ones, as the standard pools do."""
+    global _exiting
+    _exiting = True
+    for executor in list(_executors):
+        executor._wait_idle(give_up_on_error=True)
+
+
+try:  # the hook concurrent.futures.thread uses: runs while the controllers' threads still run
+    threading._register_atexit(_python_exit)  # type: ignore[attr-defined]
+except (AttributeError, RuntimeError):  # pragma: no cover - another interpreter, or exiting already
+    atexit.register(_python_exit)
+
+
+class BrokenCrewExecutor(concurrent.futures.BrokenExecutor, CrewError):
+    """``submit`` on an executor whose controller was terminated (a `RuntimeError`, as the
+    standard pools' `BrokenExecutor`, and a [`crew.CrewError`][crew.CrewError])."""
 
 
 class _Future(concurrent.futures.Future[Any]):
-    """A future for one crew task; cancelling it cancels the task on the controller."""
+    """A future for one crew task: running once a worker reports the call started; cancelling
+    a future that is not running cancels its task on the controller."""
 
     def __init__(self, executor: Executor):
         super().__init__()
@@ -42,16 +70,18 @@ class _Future(concurrent.futures.Future[Any]):
 
     @property
     def name(self) -> str | None:
-        """The name of the crew task behind this future."""
+        """The name of the crew task behind this future (``controller.cancel(name)`` interrupts
+        it even while it runs)."""
         return self._crew_name
 
     def cancel(self) -> bool:
-        """Cancel the task unless it has finished; return True if the future is now cancelled.
+        """Cancel the call unless it is running or done; return True if the future is cancelled.
 
-        A task still queued, or sent ahead to a worker and not started, never runs; a task that a
-        worker already runs is interrupted (crew cannot see a remote task start). The future is
-        moved to the cancelled-and-notified state at once, so ``concurrent.futures.wait``,
-        ``as_completed`` and ``shutdown(wait=True)`` never wait on it.
+        A call still queued, or sent ahead to a worker and not started, never runs. A running
+        call is not disturbed (False), as with the standard executors; crew learns that a call
+        started when the worker reports it (after it ran 1 ms), so a call that began just before
+        ``cancel`` may still be interrupted. The future is moved to the cancelled-and-notified
+        state at once, so ``wait``, ``as_completed`` and ``shutdown(wait=True)`` never wait on it.
         """
         if not self._mark_cancelled():
             return False
@@ -70,25 +100,47 @@ class _Future(concurrent.futures.Future[Any]):
             self.set_running_or_notify_cancel()
         return True
 
+    def _crew_started(self) -> None:
+        """In the controller's loop thread: a worker reports the call started."""
+        with self._condition:
+            if not (self.running() or self.cancelled() or self.done()):
+                self.set_running_or_notify_cancel()
+
 
 def _run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[Any]:
     """Run ``fn`` on each argument tuple of one ``map`` chunk, in a worker."""
     return [fn(*args) for args in chunk]
 
 
-def _outcome(future: concurrent.futures.Future[Any], result: Result) -> None:
-    """Settle ``future`` from a task's result (ignored if the future was cancelled)."""
+def _settlement(result: Result) -> tuple[bool, Any]:
+    """(True, value) or (False, exception) for a task's result; None for a cancel."""
+    if result.status == "success":
+        return True, result.result
+    if result.status == "error" and isinstance(result.exception, BaseException):
+        return False, result.exception
+    return False, TaskError(result)
+
+
+def _settle(future: _Future, success: bool, payload: Any) -> None:
+    """Settle ``future`` (its done-callbacks run here); dropped if it was cancelled."""
     try:
-        if result.status == "success":
-            future.set_result(result.result)
-        elif result.status == "error" and isinstance(result.exception, BaseException):
-            future.set_exception(result.exception)
-        elif result.status == "cancel" and future.cancelled():
-            return
-        else:
-            future.set_exception(TaskError(result))
+        if success:
+            future.set_result(payload)
+        elif not (future.cancelled() and isinstance(payload, TaskError) and payload.result.status == "cancel"):
+            future.set_exception(payload)
     except concurrent.futures.InvalidStateError:
         pass  # cancelled meanwhile: the outcome is dropped
+
+
+def _result_or_cancel(future: concurrent.futures.Future[Any], end: Optional[float]) -> Any:
+    """The future's value; cancel it if that fails (a timeout: the call is not left to run)."""
+    try:
+        try:
+            return future.result(None if end is None else end - time.monotonic())
+        finally:
+            future.cancel()
+    finally:
+        del future  # no cycle through the exception's traceback
 
 
 class Executor(concurrent.futures.Executor):
@@ -104,11 +156,35 @@ class Executor(concurrent.futures.Executor):
         terminate: also terminate the controller in `shutdown` (default False: the
             controller outlives the executor).
 
-    ``future.result()`` returns the call's value, or raises the exception the call raised, with
-    the remote traceback attached as a note; a task that crashed its worker too often, timed out
-    or was cancelled by the controller raises [`crew.TaskError`][crew.TaskError] (its ``result``
-    holds the [`crew.Result`][crew.Result]). Futures' done-callbacks run in a thread of the
-    executor, never in the controller's own threads.
+    ``future.result()`` returns the call's value, or raises the exception the call raised (with
+    its ``__cause__``, and the remote traceback attached as a note); a task that crashed its
+    worker too often, timed out or was cancelled by the controller raises
+    [`crew.TaskError`][crew.TaskError] (its ``result`` holds the [`crew.Result`][crew.Result]).
+    ``future.running()`` becomes True when a worker reports the call started.
+
+    How it differs from `concurrent.futures.ProcessPoolExecutor`, and why:
+
+    - No ``max_workers``, ``mp_context``, ``initializer`` or ``max_tasks_per_child``: the
+      controller's launcher and settings decide how many workers run, where, and for how long.
+    - A call is reported running once it has run for 1 ms on a worker (the worker does not
+      send a frame per tiny task), so ``cancel()`` on a call that started less than that (plus
+      the network's delay) before returns True and interrupts it. A running call is never
+      cancelled by ``cancel()``; ``controller.cancel(future.name)`` interrupts it on purpose.
+    - A call whose worker died is run again (up to the controller's ``crashes_max``); past that,
+      or past ``seconds_timeout``, its future raises `crew.TaskError` and the executor stays
+      usable. The standard pool breaks instead (`BrokenProcessPool`) and fails every future.
+    - ``submit`` raises [`BrokenCrewExecutor`][crew.executor.BrokenCrewExecutor] (a
+      `BrokenExecutor`) only once the controller was terminated.
+    - Callables and arguments are serialized with the controller's serializer (cloudpickle by
+      default): lambdas, local functions and ``__main__`` objects work; they need not be
+      importable by the worker.
+    - Done-callbacks run in the executor's resolver threads (one more starts whenever every
+      one is busy in a callback, so a callback may wait on another future of the executor), not
+      in the caller's process's pool threads nor in the controller's own threads.
+    - ``map`` submits every call at once (as the standard pools do); ``chunksize`` works as
+      for `ProcessPoolExecutor`. Leaving its iterator early (or its timeout) cancels the calls not
+      started; running ones finish, as with the standard pools.
+    - The calls' results do not come out of the controller's ``pop()``/``collect()``.
     """
 
     def __init__(
@@ -131,11 +207,14 @@ class Executor(concurrent.futures.Executor):
             self._options["globals"] = globals_
         self._terminate = validate.flag("terminate", terminate)
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        self._changed = threading.Condition(self._lock)  # live, items or free changed
         self._live: set[_Future] = set()  # futures whose task the controller has not resolved
+        self._settling = 0  # futures being settled (their done-callbacks running)
+        self._items: collections.deque[tuple[_Future, bool, Any]] = collections.deque()
+        self._free = 0  # resolver threads not running a settlement
+        self._resolvers: list[threading.Thread] = []
         self._shutdown = False
-        self._resolutions: queue.SimpleQueue[Any] = queue.SimpleQueue()  # (future, result) or _STOP
-        self._resolver: threading.Thread | None = None
+        _executors.add(self)
 
     @property
     def controller(self) -> Controller:
@@ -147,25 +226,31 @@ class Executor(concurrent.futures.Executor):
         """Run ``fn(*args, **kwargs)`` as a task; return a future for its value."""
         future = _Future(self)
         with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._check_open()
             self._live.add(future)
-            if self._resolver is None:
-                self._resolver = threading.Thread(
-                    target=self._resolve, name=f"crew-executor-{self._controller.name}", daemon=True)
-                self._resolver.start()
         try:
-            name = self._controller.push(fn, args=args, kwargs=kwargs or None,
+            name = self._controller.push(fn, args=args, kwargs=kwargs or None, on_start=future._crew_started,
                                          callback=functools.partial(self._on_result, future), **self._options)
-        except BaseException:
+        except BaseException as error:
             with self._lock:
                 self._live.discard(future)
-                self._stop_if_idle()
+                self._changed.notify_all()
+            if isinstance(error, CrewError) and getattr(self._controller, "terminated", False):
+                raise BrokenCrewExecutor(f"controller {self._controller.name!r} was terminated") from error
             raise
         future._crew_name = name
         if future.cancelled():  # cancelled by shutdown(cancel_futures=True) while being pushed
             self._controller.cancel(names=[name])
         return future
+
+    def _check_open(self) -> None:
+        """With the lock held: refuse a call the way the standard pools do."""
+        if _exiting:
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if getattr(self._controller, "terminated", False):
+            raise BrokenCrewExecutor(f"controller {self._controller.name!r} was terminated; make a new one")
 
     def map(
         self,
@@ -179,57 +264,71 @@ class Executor(concurrent.futures.Executor):
         Every call is submitted at once. ``timeout`` (seconds, from this call) bounds the wait
         for each next value and raises `TimeoutError`. ``chunksize`` > 1 runs that many
         calls in one task (less overhead for tiny calls). A call that raised re-raises its
-        exception when its value is reached; leaving the iterator early cancels what is left.
+        exception when its value is reached; leaving the iterator early (or a timeout) cancels
+        the calls not started, the one timed out on included. The iterator keeps no value it
+        has handed out.
         """
-        if timeout is not None:
-            end = timeout + time.monotonic()
         if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
-            raise ValueError("chunksize must be >= 1.")
+            raise ValueError(f"chunksize must be >= 1, not {chunksize!r}.")
+        if timeout is not None:
+            timeout = validate.number("timeout", timeout)
+        end = None if timeout is None else timeout + time.monotonic()
         calls = zip(*iterables)
         if chunksize == 1:
             futures = [self.submit(fn, *args) for args in calls]
         else:
             futures = [self.submit(_run_chunk, fn, chunk) for chunk in _chunks(calls, chunksize)]
+        return self._values(futures, end, chunksize > 1)
 
-        def values() -> Iterator[Any]:
-            try:
-                futures.reverse()
-                while futures:
-                    future = futures.pop()
-                    if timeout is None:
-                        value = future.result()
-                    else:
-                        value = future.result(end - time.monotonic())
-                    if chunksize == 1:
-                        yield value
-                    else:
-                        yield from value
-                    del future, value
-            finally:
-                self._cancel_many(futures)
-
-        return values()
+    def _values(self, futures: list[concurrent.futures.Future[Any]], end: Optional[float],
+                chunked: bool) -> Iterator[Any]:
+        try:
+            futures.reverse()
+            while futures:
+                if not chunked:
+                    yield _result_or_cancel(futures.pop(), end)
+                    continue
+                chunk = _result_or_cancel(futures.pop(), end)
+                chunk.reverse()
+                while chunk:
+                    yield chunk.pop()
+        finally:
+            self._cancel_many(futures)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Accept no more calls. ``cancel_futures=True`` cancels every call not yet finished
-        (see `concurrent.futures.Future.cancel`); ``wait=True`` returns once the controller
-        has resolved every task this executor pushed. With ``terminate=True`` the controller is
-        terminated last."""
+        """Accept no more calls. ``cancel_futures=True`` cancels every call not started (see
+        `_Future.cancel`); ``wait=True`` returns once every call has finished and its
+        done-callbacks have run. With ``terminate=True`` the controller is terminated last."""
         with self._lock:
             self._shutdown = True
-            pending = [future for future in self._live if not future.done()]
-            self._stop_if_idle()
+            pending = list(self._live)
+            self._changed.notify_all()  # idle resolver threads end
         if cancel_futures:
             self._cancel_many(pending)
+        del pending
         if wait:
-            with self._idle:
-                while self._live:
-                    self._idle.wait(self._controller.client.seconds_interval)
-                    if self._live:
-                        self._controller.raise_error()  # e.g. workers cannot launch: do not hang
+            self._wait_idle(give_up_on_error=False)
+            me = threading.current_thread()
+            for thread in list(self._resolvers):
+                if thread is not me:
+                    thread.join()
         if self._terminate:
             self._controller.terminate()
+
+    def _wait_idle(self, give_up_on_error: bool) -> None:
+        """Wait until no call is in flight; the controller's error (e.g. workers cannot launch)
+        is raised, or ends the wait with ``give_up_on_error``."""
+        with self._changed:
+            while self._live or self._settling or self._items:
+                self._changed.wait(self._controller.client.seconds_interval)
+                if self._live and give_up_on_error:
+                    try:
+                        self._controller.raise_error()
+                    except Exception:
+                        return
+                elif self._live:
+                    self._controller.raise_error()
 
     # ------------------------------------------------------------------ internals
     def _cancel_tasks(self, futures: list[_Future]) -> None:
@@ -243,33 +342,49 @@ class Executor(concurrent.futures.Executor):
         self._cancel_tasks(cancelled)
 
     def _on_result(self, future: _Future, result: Result) -> None:
-        """In the controller's loop thread (the result is ours, not pop()'s): hand it on."""
-        self._resolutions.put((future, result))
+        """In the controller's loop thread (the result is ours, not pop()'s): hand it to a
+        resolver thread, starting one if every one is busy in a done-callback."""
+        success, payload = _settlement(result)
+        del result
+        with self._lock:
+            self._items.append((future, success, payload))
+            if self._free == 0:
+                self._start_resolver()
+            self._changed.notify_all()
 
     def _resolve(self) -> None:
-        """The executor's thread: settle futures (their done-callbacks run here)."""
+        """A resolver thread: settle futures (their done-callbacks run here); ends when nothing
+        is left to settle."""
         while True:
-            item = self._resolutions.get()
-            if item is _STOP:
-                return
-            future, result = item
-            del item
-            _outcome(future, result)
             with self._lock:
-                self._live.discard(future)
-                del future, result  # hold no reference to a settled future
-                if not self._live:
-                    self._idle.notify_all()
-                    if self._shutdown:
-                        self._resolver = None
+                while not self._items:
+                    if self._shutdown or not (self._changed.wait(_LINGER) or self._items):
+                        self._free -= 1
+                        self._resolvers.remove(threading.current_thread())
+                        self._changed.notify_all()
                         return
+                future, success, payload = self._items.popleft()
+                self._live.discard(future)  # before settling: no reference outlives the call
+                self._settling += 1
+                self._free -= 1
+                if self._items and self._free == 0:  # the next one must not wait on this callback
+                    self._start_resolver()
+            try:
+                _settle(future, success, payload)
+            finally:
+                del future, payload
+                with self._lock:
+                    self._settling -= 1
+                    self._free += 1
+                    self._changed.notify_all()
 
-    def _stop_if_idle(self) -> None:
-        """With the lock held: end the resolver thread once shut down with nothing in flight."""
-        if self._shutdown and not self._live and self._resolver is not None:
-            self._resolver = None
-            self._resolutions.put(_STOP)
-            self._idle.notify_all()
+    def _start_resolver(self) -> None:
+        """With the lock held: one more resolver thread (counted free until it takes an item)."""
+        self._free += 1
+        thread = threading.Thread(target=self._resolve, daemon=True,
+                                  name=f"crew-executor-{self._controller.name}-{len(self._resolvers)}")
+        self._resolvers.append(thread)
+        thread.start()
 
     def __repr__(self) -> str:
         state = "shut down" if self._shutdown else "open"

@@ -61,6 +61,7 @@ class Worker:
         self.cancelled: Optional[int] = None
         self.stopping: Optional[str] = None
         self.welcomed = threading.Event()
+        self.answered = False  # a hello was sent: a cut-off from now on is a refusal
         self.gone = threading.Event()
         self.outbox: list[Outgoing] = []
         self.outbox_lock = threading.Lock()
@@ -100,6 +101,11 @@ class Worker:
             _fail(self.options, f"no controller at {url} within {self.options.seconds_timeout:g} s", 3)
 
     def _on_remove(self, pipe: Any) -> None:
+        if not self.welcomed.is_set() and not self.answered:
+            # Cut off before any challenge (the controller's gate was full during a burst of
+            # workers): NNG dials again, until seconds_timeout ends the wait in connect(). A worker
+            # cut off after its hello was refused (a wrong secret, another controller): it leaves.
+            return
         self.gone.set()
         if self.stopping is None:
             # The controller is gone (or cut us off): nobody can receive our results.
@@ -155,6 +161,7 @@ class Worker:
         """Answer a challenge: a hello with our own nonce and the proof over both."""
         nonce = os.urandom(P.NONCE_BYTES)
         ident = self.options.controller
+        self.answered = True
         self.session = Session(self.secret, challenge, nonce, ident, False)
         hello = P.Hello(P.VERSION, ident, self.options.launch, os.getpid(), socket.gethostname(),
                         P.mac(self.secret, challenge, nonce, ident), nonce.hex())

@@ -33,7 +33,7 @@ class Seat:
     """A connected, authenticated worker, as the board sees it."""
 
     __slots__ = ("key", "pipe", "id", "pid", "host", "instance", "outstanding", "stealing", "average", "leaving",
-                 "budget", "marked", "heard", "inflight", "pending")
+                 "budget", "marked", "heard", "inflight", "pending", "session")
 
     def __init__(self, key: int, pipe: Any, id: str, pid: Optional[int], host: str, instance: Any,
                  budget: float, now: float = 0.0):
@@ -52,6 +52,7 @@ class Seat:
         self.heard = now  # when it last sent a frame
         self.inflight = False  # a frame sent to it and not yet acknowledged
         self.pending: collections.deque[bytes] = collections.deque()  # frames waiting for that ack
+        self.session: Any = None  # its crew._channel.Session: seals what it is sent, opens what it sends
 
     def __repr__(self) -> str:
         return f"Seat({self.id!r}, holds={len(self.outstanding)})"
@@ -104,7 +105,7 @@ class Board:
         if seat.inflight:
             seat.pending.append(frame)
             return True
-        if not self.transmit(seat, frame):
+        if not self.transmit(seat, frame if seat.session is None else seat.session.seal(frame)):
             return False
         seat.inflight = True
         self.idle.pop(seat.key, None)
@@ -234,8 +235,11 @@ class Board:
         self.cancelled.append((task, why, seat))
 
     # ------------------------------------------------------------------ frames from workers
-    def started(self, seat: Seat, task_id: int) -> None:
+    def started(self, seat: Seat, task_id: int) -> Optional[Task]:
+        """A worker reports a task running; return the task if it wants to hear of it."""
         seat.marked = task_id
+        task = seat.outstanding.get(task_id)
+        return task if task is not None and task.on_start is not None else None
 
     def results(self, seat: Seat, records: Iterable[P.ResultRecord]) -> list[tuple[Task, P.ResultRecord]]:
         """Take resolved tasks off the worker; return them with their records, in order.

@@ -13,7 +13,9 @@ Threads (see docs/architecture.md for the whole picture):
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,7 +36,7 @@ from .loop import STOP, Loop, Settings
 from .outcome import ERROR_MODES, check
 from .scaler import Scaler
 from .store import Listener, ResultStore
-from .task import ResultCallback, Task
+from .task import ResultCallback, StartCallback, Task
 from .wakeup import Wakeup
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,7 +107,9 @@ class Controller:
             sock = self.client.start()
             secret_file = None
             if self.launcher.shared_filesystem:
-                secret_file = _secret_file.write(self._id, worker_environment(self._secret, self.client.certificate))
+                secret_file = _secret_file.write(self._id, {
+                    **worker_environment(self._secret, self.client.certificate),
+                    "CREW_CONTROLLER_PID": str(os.getpid()), "CREW_CONTROLLER_HOST": socket.gethostname()})
             contact = Contact(self.client.url, self._id, self._secret, self.client.certificate, self.name, secret_file)
             self.launcher.bind(contact, fleet=self._fleet)
             self._wakeup = Wakeup(sock, self._id)
@@ -183,7 +187,7 @@ class Controller:
              kwargs: Optional[Mapping[str, Any]] = None, data: Optional[Mapping[str, Any]] = None,
              globals: Optional[Mapping[str, Any]] = None, name: Optional[str] = None, seed: Optional[int] = None,
              seconds_timeout: Optional[float] = None, scale: bool = True,
-             callback: Optional[ResultCallback] = None) -> str:
+             callback: Optional[ResultCallback] = None, on_start: Optional[StartCallback] = None) -> str:
         """Queue one task and return its name.
 
         ``command`` is a callable, called with ``args`` and ``kwargs``, or a string of Python
@@ -193,7 +197,9 @@ class Controller:
         ``seconds_timeout`` resolves with status ``"timeout"``. With ``callback``, the task's
         :class:`crew.Result` goes to ``callback(result)``, called in the controller's loop thread
         (keep it short), and not to :meth:`pop`/:meth:`collect` (for adapters such as the
-        executor).
+        executor). With ``on_start``, ``on_start()`` is called in the loop thread when a worker
+        reports the task started (a task still running 1 ms after it began; a shorter one may
+        resolve unreported).
         """
         task = None
         if (kwargs is None and data is None and globals is None and seed is None and seconds_timeout is None
@@ -206,6 +212,7 @@ class Controller:
         elif self._terminated:
             self._check_open()
         task.callback = callback
+        task.on_start = on_start
         self._submit(task)
         if scale:
             self._want_scale()

@@ -5,8 +5,11 @@ hello, in JSON, that carries its own nonce and proves knowledge of the controlle
 both; nothing it sends is unpickled. A good hello opens a :class:`crew._channel.Session`.
 
 At most :func:`strangers_max` strangers wait at once (64, fewer under a low descriptor limit).
-When the gate is full, a new peer takes the place of the one that has waited longest, which is
-cut off: idle strangers cannot lock workers out, since a worker answers its challenge at once.
+When the gate is full, a new peer takes the place of the one that has waited longest if that one
+has said nothing for ``GRACE`` (it is cut off: idle strangers cannot lock workers out, since a
+worker answers its challenge within milliseconds); otherwise the newcomer is turned away. A
+worker turned away or cut off before its welcome dials again (see :mod:`crew.worker`), so a burst
+of workers dialling in at once gets in, a gateful at a time.
 While the process's open descriptors come within :func:`reserve` of its limit, new peers are cut
 off at once, so launching workers still has descriptors. One that says nothing for
 ``seconds_timeout`` is cut off.
@@ -24,6 +27,8 @@ from .._channel import Session
 __all__ = ["STRANGERS_MAX", "Gate", "check_hello", "strangers_max", "reserve", "descriptors"]
 
 STRANGERS_MAX = 64  # connections that have not said hello yet (workers dial in at once on a big launch)
+GRACE = 1.0  # seconds a stranger may take to say hello before a newcomer may take its place
+DESCRIPTORS_SECONDS = 0.25
 
 
 def descriptors() -> tuple[int, int]:
@@ -74,15 +79,22 @@ class Gate:
         self.strangers: dict[int, tuple[Any, bytes, float]] = {}  # pipe id -> (pipe, nonce, since), oldest first
         _, self.limit = descriptors()
         self.capacity = strangers_max(self.limit)
+        self._counted, self._counted_at = 0, -1.0
 
     def admit(self, pipe: Any) -> tuple[Optional[str], Optional[Any]]:
         """Challenge a new peer. Returns (why it was turned away, or None; a stranger cut off to
         make room for it, or None): the caller logs and closes both."""
-        if self.limit and descriptors()[0] > self.limit - reserve(self.limit):
+        if self.limit and self._open_descriptors() > self.limit - reserve(self.limit):
             return f"too many open descriptors (limit {self.limit}, {reserve(self.limit)} kept for launching)", None
         evicted = None
         if len(self.strangers) >= self.capacity:
-            evicted = self.strangers.pop(next(iter(self.strangers)))[0]
+            oldest = next(iter(self.strangers))
+            if time.monotonic() - self.strangers[oldest][2] < GRACE:
+                # A burst of workers dialling in at once: each answers within milliseconds, so the
+                # newcomer is turned away (its dialer tries again) rather than cut off one about
+                # to answer; else new arrivals would evict each other faster than any could answer.
+                return f"{self.capacity} peers are already saying hello", None
+            evicted = self.strangers.pop(oldest)[0]
         nonce = os.urandom(P.NONCE_BYTES)
         self.strangers[pipe.id] = (pipe, nonce, time.monotonic())
         try:
@@ -90,6 +102,13 @@ class Gate:
         except Exception:
             self.strangers.pop(pipe.id, None)
         return None, evicted
+
+    def _open_descriptors(self) -> int:
+        """Open descriptors, counted at most every DESCRIPTORS_SECONDS (listing them costs)."""
+        now = time.monotonic()
+        if now - self._counted_at >= DESCRIPTORS_SECONDS:
+            self._counted, self._counted_at = descriptors()[0], now
+        return self._counted
 
     def forget(self, key: int) -> None:
         self.strangers.pop(key, None)

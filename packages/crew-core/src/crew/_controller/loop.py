@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 import pynng
 
 from .. import _protocol as P
+from ..errors import CrewError
 from ..results import Result
 from .board import Board, Seat
 from .dispatch import next_average
@@ -62,6 +63,7 @@ class Loop:
         self.wakeup = wakeup
         self.board = board
         self.gate = gate
+        gate.max_frame_bytes = settings.welcome.get("max_frame_bytes") or 0  # what a worker may send in parts
         self.store = store
         self.fleet = fleet
         self.settings = settings
@@ -69,7 +71,9 @@ class Loop:
         self._results: list[Result] = []  # resolved this turn, for pop()
         self._callbacks: list[tuple[Task, Result]] = []  # resolved this turn, for a callback
         self._moved: list[str] = []  # names of tasks moved to a backup controller this turn
+        self._began: list[Task] = []  # tasks reported started this turn, with an on_start callback
         self._next_heartbeat = 0.0
+        self._asked: dict[int, float] = {}  # seat key -> since when it has not answered a hand-back request
         self.now = time.monotonic()
 
     # ------------------------------------------------------------------ from other threads
@@ -100,12 +104,19 @@ class Loop:
                         return
                 except pynng.Closed:
                     return
-                except Exception:  # never let one bad event stop the loop
-                    log.exception("%s: error in the controller loop", self.settings.name)
+                except BaseException as error:  # never let one bad event stop the loop
+                    self._failed("error in the controller loop", error)
             try:
                 self._publish()
-            except Exception:
-                log.exception("%s: error publishing results", self.settings.name)
+            except BaseException as error:
+                self._failed("error publishing results", error)
+
+    def _failed(self, what: str, error: BaseException) -> None:
+        """Log an error of the loop and hand it to the user (raised from wait, pop, push)."""
+        log.error("%s: %s", self.settings.name, what, exc_info=(type(error), error, error.__traceback__))
+        failure = CrewError(f"{self.settings.name}: {what}: {type(error).__name__}: {error}")
+        failure.__cause__ = error
+        self.store.fail(failure)
 
     def _wait(self) -> Any:
         """The first frame to arrive, or None (woken, or timed out)."""
@@ -163,13 +174,18 @@ class Loop:
 
     # ------------------------------------------------------------------ connections
     def _connect(self, pipe: Any) -> None:
-        refused = self.gate.admit(pipe)
+        refused, evicted = self.gate.admit(pipe)
+        if evicted is not None:
+            log.warning("%s: rejected a peer (%s): no hello while %d others waited", self.settings.name,
+                        peer(evicted), self.gate.capacity)
+            close(evicted)
         if refused:
             log.warning("%s: rejected a peer (%s): %s", self.settings.name, peer(pipe), refused)
             close(pipe)
 
     def _remove(self, pipe: Any) -> None:
         self.gate.forget(pipe.id)
+        self._asked.pop(pipe.id, None)
         seat, crashed = self.board.lost(pipe.id)
         if seat is None:
             return
@@ -180,7 +196,7 @@ class Loop:
         self.settings.want_scale()
 
     def _hello(self, pipe: Any, data: bytes) -> None:
-        hello, reason = self.gate.hello(pipe, data)
+        hello, session, reason = self.gate.hello(pipe, data)
         if hello is None:
             if reason is None:  # a pipe already turned away, or closed before its connect event
                 log.debug("%s: dropped a frame from an unknown connection (%s)", self.settings.name, peer(pipe))
@@ -191,8 +207,10 @@ class Loop:
         instance = self.fleet.bind(hello.launch, hello.pid, hello.host)
         worker_id = f"{self.settings.name}/{instance.slot if instance else '-'}/{hello.pid}"
         seat = Seat(pipe.id, pipe, worker_id, hello.pid, hello.host, instance, self.settings.tasks_max, self.now)
+        seat.session = session  # every frame from now on is sealed (the welcome is the first)
         if self.board.send(seat, P.encode(P.Welcome(worker_id, self.settings.welcome))):
             self.board.join(seat)  # it gets tasks once it acknowledges the welcome
+            self.settings.want_scale()  # a launch backoff ends when a worker dials in
             log.debug("%s: worker %s connected from %s", self.settings.name, worker_id, hello.host)
 
     # ------------------------------------------------------------------ frames
@@ -203,21 +221,26 @@ class Loop:
             return
         seat.heard = self.now
         try:
-            frame = P.decode(data)
+            opened = seat.session.open(data)
+            if opened is None:  # a part of a larger frame
+                return
+            frame = P.decode(opened)
             kind = type(frame)
             if kind is P.Ack:
                 self.board.acknowledged(seat)
             elif kind is P.Results:
                 self._results_in(seat, frame)  # type: ignore[arg-type]
             elif kind is P.Started:
-                self.board.started(seat, frame.task_id)  # type: ignore[union-attr]
+                began = self.board.started(seat, frame.task_id)  # type: ignore[union-attr]
+                if began is not None:
+                    self._began.append(began)
             elif kind is P.Returned:
                 self.board.returned(seat, frame)  # type: ignore[arg-type]
             elif kind is P.Goodbye:
                 self._goodbye(seat, frame.reason)  # type: ignore[union-attr]
             elif kind is not P.Pong:
                 raise P.ProtocolError(f"a worker may not send {kind.__name__}")
-        except Exception as error:  # a worker that breaks the protocol is cut off; its tasks go back
+        except Exception as error:  # a worker that breaks the protocol (or a relay) is cut off; its tasks go back
             log.warning("%s: protocol error from worker %s (%s): %s; closing its connection",
                         self.settings.name, seat.id, peer(pipe), error)
             close(pipe)
@@ -259,9 +282,23 @@ class Loop:
                 close(seat.pipe)  # its tasks go back when NNG reports the pipe removed
             elif not seat.inflight:  # a frame in flight gets an acknowledgement anyway
                 self.board.send(seat, P.encode(P.Ping()))
+            self._hand_back_bound(seat, now, timeout)
         for pipe in self.gate.expired(now):
             log.warning("%s: rejected a peer (%s): no hello within %g s", self.settings.name, peer(pipe), timeout)
             close(pipe)
+
+    def _hand_back_bound(self, seat: Seat, now: float, timeout: float) -> None:
+        """Cut off a worker that has not answered a request to hand tasks back for seconds_timeout:
+        its tasks go to others (as after a crash)."""
+        if not seat.stealing:
+            self._asked.pop(seat.key, None)
+            return
+        since = self._asked.setdefault(seat.key, now)
+        if now - since > timeout:
+            log.warning("%s: worker %s did not hand back %d tasks within %g s; dropping it", self.settings.name,
+                        seat.id, len(seat.stealing), timeout)
+            self._asked.pop(seat.key, None)
+            close(seat.pipe)
 
     def _collect(self) -> None:
         """Turn what the board resolved (cancels, exhausted crashes) into results."""
@@ -285,6 +322,8 @@ class Loop:
 
     def _publish(self) -> None:
         """After the board is released: publish results, then run result callbacks."""
+        if self._began:
+            self._run_started()
         results, callbacks, moved = self._results, self._callbacks, self._moved
         if not (results or callbacks or moved):
             return
@@ -293,16 +332,28 @@ class Loop:
         released += [(name, None) for name in moved]
         self.store.publish(results, released)
         for task, result in callbacks:
-            callback, task.callback = task.callback, None
+            callback, task.callback, task.on_start = task.callback, None, None
             try:
                 callback(result)  # type: ignore[misc]
             except Exception:
                 log.exception("%s: a result callback failed", self.settings.name)
 
+    def _run_started(self) -> None:
+        """After the board is released: tell those who asked that their task started."""
+        began, self._began = self._began, []
+        for task in began:
+            on_start = task.on_start
+            if on_start is None:
+                continue
+            try:
+                on_start()
+            except Exception:
+                log.exception("%s: a start callback failed", self.settings.name)
+
     def _shutdown(self) -> None:
         for seat in list(self.board.seats.values()):
             try:
-                seat.pipe.send(P.encode(P.Quit()))
+                seat.pipe.send(seat.session.seal(P.encode(P.Quit())))
             except Exception:
                 pass
         self._collect()  # what the board resolved this turn (e.g. cancels) first

@@ -109,9 +109,11 @@ class Runner:
             if task.timeout is not None:
                 self.arm(None, None)
         seconds = time.perf_counter() - start
-        self._clean(restore, names, modules)
+        if (restore is not None or modules is not None or settings.get("garbage_collection")
+                or (names is not None and len(self.namespace) != len(names))):
+            self._clean(restore, names, modules)
         payload, status, error = self._payload(status, value, exception, error)
-        return ResultRecord(task.id, status, payload, error, trace, self.warnings or None, seconds)
+        return _record((task.id, status, payload, error, trace, self.warnings or None, seconds))
 
     def _call(self, task: TaskRecord, scratch: bool) -> tuple[Any, Optional[Callable[[], None]]]:
         command = self.commands.get(task.command, self.serializer)
@@ -165,6 +167,11 @@ class Runner:
             return None, "error", (f"the task's result is {len(payload)} bytes serialized, more than the controller "
                                    f"accepts (max_frame_bytes={limit})")
         return payload, status, error
+
+
+def _record(fields: tuple[Any, ...]) -> ResultRecord:
+    """A ResultRecord from its fields, without the named tuple's slower constructor (hot path)."""
+    return tuple.__new__(ResultRecord, fields)
 
 
 def _user_frames(frames: Optional[TracebackType]) -> Optional[TracebackType]:

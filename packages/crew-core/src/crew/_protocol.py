@@ -178,6 +178,8 @@ class Ack(_Signal):
 
 Frame = Union[Challenge, Hello, Welcome, Tasks, Cancel, Quit, Ping, Pong, Ack, Results, Returned, Goodbye, Started]
 
+_new = tuple.__new__  # a named tuple from a checked row, without its slower constructor (hot path)
+
 _SIGNALS: dict[type, bytes] = {Quit: _QUIT, Ping: _PING, Pong: _PONG, Ack: _ACK}
 _SIGNAL_FRAMES: dict[bytes, Frame] = {kind: cls() for cls, kind in _SIGNALS.items()}
 
@@ -259,12 +261,11 @@ def _decode_tasks(data: bytes) -> Tasks:
     rows = pickle.loads(data[1:])
     if type(rows) is not list:
         raise ProtocolError("malformed tasks frame")
-    make = TaskRecord._make
     tasks = []
     for row in rows:
         if type(row) is not tuple or len(row) != 5 or type(row[0]) is not int or type(row[1]) is not bytes:
             raise ProtocolError("malformed task record")
-        tasks.append(make(row))
+        tasks.append(_new(TaskRecord, row))
     return Tasks(tasks)
 
 
@@ -272,7 +273,6 @@ def _decode_results(data: bytes) -> Results:
     rows = pickle.loads(data[1:])
     if type(rows) is not list:
         raise ProtocolError("malformed results frame")
-    make = ResultRecord._make
     results = []
     for row in rows:
         if not (type(row) is tuple and len(row) == 7 and type(row[0]) is int and row[1] in STATUSES
@@ -280,7 +280,7 @@ def _decode_results(data: bytes) -> Results:
                 and (row[4] is None or type(row[4]) is str) and type(row[6]) is float
                 and (row[5] is None or (type(row[5]) is list and all(type(w) is str for w in row[5])))):
             raise ProtocolError("malformed result record")
-        results.append(make(row))
+        results.append(_new(ResultRecord, row))
     return Results(results)
 
 

@@ -12,8 +12,9 @@ import threading
 from collections.abc import Sequence
 
 import crew
+from crew import validate
 
-__all__ = ["SshError", "Ssh", "START", "STOP", "LIST"]
+__all__ = ["SshError", "Ssh", "START", "STOP", "LIST", "checked_hosts", "checked_command"]
 
 # Read the secret (one line) and the TLS certificate (the rest of standard input, maybe empty) into
 # the environment, then start $2 workers running "$@" (after shift 2), detached from the SSH
@@ -110,3 +111,19 @@ class Ssh:
             if host not in self._gates:
                 self._gates[host] = threading.BoundedSemaphore(self.connections_max)
             return self._gates[host]
+
+
+def checked_hosts(hosts: object) -> list[str]:
+    """The ``hosts`` option: SSH destinations, at least one, none that ssh would read as an option."""
+    checked = validate.strings("hosts", hosts)
+    if not checked or not all(host.strip() and not host.startswith("-") for host in checked):
+        raise crew.SettingError(f"hosts must be a list of SSH destinations (e.g. ['node1']), not {hosts!r}")
+    return list(checked)
+
+
+def checked_command(ssh_command: object) -> list[str]:
+    """The ``ssh_command`` option as words (a string is split as a shell would)."""
+    command = shlex.split(ssh_command) if isinstance(ssh_command, str) else validate.strings("ssh_command", ssh_command)
+    if not command:
+        raise crew.SettingError(f"ssh_command must be a command (a string or a list of strings), not {ssh_command!r}")
+    return list(command)

@@ -12,7 +12,7 @@ from typing import Any
 import crew
 from crew import validate
 
-from ._ssh import LIST, START, STOP, Ssh, SshError
+from ._ssh import LIST, START, STOP, Ssh, SshError, checked_command, checked_hosts
 
 __all__ = ["SshLauncher", "SshWorker", "DEFAULT_LOG_DIRECTORY"]
 
@@ -67,13 +67,8 @@ class SshLauncher(crew.Launcher):
         **options: Any,
     ):
         super().__init__(*args, **options)
-        self.hosts = validate.strings("hosts", hosts)
-        if not self.hosts or not all(host.strip() and not host.startswith("-") for host in self.hosts):
-            raise crew.SettingError(f"hosts must be a list of SSH destinations (e.g. ['node1']), not {hosts!r}")
-        command = shlex.split(ssh_command) if isinstance(ssh_command, str) else validate.strings("ssh_command", ssh_command)
-        if not command:
-            raise crew.SettingError(f"ssh_command must be a command (a string or a list of strings), not {ssh_command!r}")
-        self.ssh_command = command
+        self.hosts = checked_hosts(hosts)
+        self.ssh_command = checked_command(ssh_command)
         self.ssh_options = validate.strings("ssh_options", ssh_options)
         self.connections_max = validate.integer("connections_max", connections_max, minimum=1)
         self.log_directory = validate.text("log_directory", log_directory, pattern=r"[^\r\n]+")

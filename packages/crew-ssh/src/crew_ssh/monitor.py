@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import collections
 import datetime
-import shlex
 from collections.abc import Sequence
 from typing import Any
 
 import crew
 from crew import validate
 
-from ._ssh import LIST, STOP, Ssh
+from ._ssh import LIST, STOP, Ssh, checked_command, checked_hosts
 from .launcher import DEFAULT_LOG_DIRECTORY, parse_ps
 
 __all__ = ["SshMonitor"]
@@ -36,12 +35,8 @@ class SshMonitor(crew.Monitor):
         log_directory: str = DEFAULT_LOG_DIRECTORY,
         seconds_timeout: float = 60.0,
     ):
-        self.hosts = validate.strings("hosts", hosts)
-        if not self.hosts or not all(host.strip() and not host.startswith("-") for host in self.hosts):
-            raise crew.SettingError(f"hosts must be a list of SSH destinations (e.g. ['node1']), not {hosts!r}")
-        command = shlex.split(ssh_command) if isinstance(ssh_command, str) else validate.strings("ssh_command", ssh_command)
-        if not command:
-            raise crew.SettingError(f"ssh_command must be a command (a string or a list of strings), not {ssh_command!r}")
+        self.hosts = checked_hosts(hosts)
+        command = checked_command(ssh_command)
         self.log_directory = validate.text("log_directory", log_directory, pattern=r"[^\r\n]+")
         self.ssh = Ssh(
             command,

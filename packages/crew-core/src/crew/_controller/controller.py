@@ -35,6 +35,7 @@ from .intake import Intake
 from .loop import STOP, Loop, Settings
 from .outcome import ERROR_MODES, check
 from .scaler import Scaler
+from .scaling import wanted
 from .store import Listener, ResultStore
 from .task import ResultCallback, StartCallback, Task
 from .wakeup import Wakeup
@@ -454,11 +455,11 @@ class Controller:
             self._scaler.wanted.set()
 
     def _want_scale(self) -> None:
-        """Wake the scaler when unresolved tasks may need more workers than are connected."""
-        from .scaling import wanted
-
-        if (self._started and not self._scaler.wanted.is_set()
-                and wanted(self.launcher.workers, self._store.unresolved(), len(self._board.seats))):
+        """Wake the scaler when unresolved tasks may need more workers than are connected (a hint:
+        read without a lock, as the scaler checks again)."""
+        store = self._store
+        if (self._started and wanted(self.launcher.workers, store.pushed - store.resolved, len(self._board.seats))
+                and not self._scaler.wanted.is_set()):
             self._scaler.wanted.set()
 
     # ================================================================== crashes (the loop thread)

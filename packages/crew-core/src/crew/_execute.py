@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import collections
 import gc
+import pickle
 import random
 import sys
 import time
@@ -16,7 +17,7 @@ from types import CodeType, TracebackType
 from typing import Any, Callable, Optional
 
 from ._protocol import ResultRecord, TaskRecord
-from ._serial import Serializer
+from ._serial import PROTOCOL, Serializer
 
 __all__ = ["Interrupted", "Source", "Commands", "Runner", "FRAME_ROOM"]
 
@@ -55,6 +56,10 @@ class Commands:
     def __init__(self) -> None:
         self._cache: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
 
+    def known(self, blob: bytes) -> Any:
+        """The command of ``blob`` if it was deserialized before, else None."""
+        return self._cache.get(blob)
+
     def get(self, blob: bytes, serializer: Serializer) -> Any:
         command = self._cache.get(blob)
         if command is None:
@@ -71,17 +76,28 @@ class Runner:
     """Runs tasks in the worker's namespace with the controller's settings.
 
     ``arm(task_id, seconds)`` starts a task's timer (``arm(None, None)`` stops it); ``ended()``
-    runs as soon as the task's code returns or raises (before any clean-up).
+    runs as soon as the task's code returns or raises (before any clean-up). Call
+    :meth:`configure` when ``settings`` or the serializer change (the worker's welcome).
     """
 
     def __init__(self, serializer: Serializer, settings: dict[str, Any],
                  arm: Callable[[Optional[int], Optional[float]], None], ended: Callable[[], None]):
-        self.serializer = serializer
-        self.settings = settings
         self.arm = arm
         self.ended = ended
         self.namespace: dict[str, Any] = {"__name__": "__crew__", "__builtins__": __builtins__}
+        self.names = frozenset(self.namespace)  # what a task may leave behind, with reset_globals
         self.commands = Commands()
+        self.configure(serializer, settings)
+
+    def configure(self, serializer: Serializer, settings: dict[str, Any]) -> None:
+        """Take the serializer and settings (read here once, not per task)."""
+        self.serializer = serializer
+        self.settings = settings
+        self.reset_modules = bool(settings.get("reset_modules"))
+        self.reset_globals = bool(settings.get("reset_globals", True))
+        self.collect_garbage = bool(settings.get("garbage_collection"))
+        self.limit = settings.get("max_frame_bytes") or 0
+        self._plain_dumps = serializer.module is None  # plain pickle for a scalar result
         self.warnings: list[str] = []
 
     def on_warning(self, message: Any, category: type, filename: str, lineno: int, file: Any = None,
@@ -91,14 +107,12 @@ class Runner:
     def run(self, task: TaskRecord) -> ResultRecord:
         """Run one task and return its result record (never raises, but for Interrupted's cousins)."""
         self.warnings = []
-        settings = self.settings
-        modules = set(sys.modules) if settings.get("reset_modules") else None
-        names = set(self.namespace) if settings.get("reset_globals", True) else None
+        modules = set(sys.modules) if self.reset_modules else None
         restore: Optional[Callable[[], None]] = None
         status, value, error, trace, exception = "success", None, None, None, None
         start = time.perf_counter()
         try:
-            value, restore = self._call(task, names is not None)
+            value, restore = self._call(task, self.reset_globals)
         except Interrupted:
             status, error = "cancel", "cancelled while running"
         except BaseException as caught:  # a task's failure never ends the worker
@@ -109,14 +123,19 @@ class Runner:
             if task.timeout is not None:
                 self.arm(None, None)
         seconds = time.perf_counter() - start
-        if (restore is not None or modules is not None or settings.get("garbage_collection")
-                or (names is not None and len(self.namespace) != len(names))):
-            self._clean(restore, names, modules)
-        payload, status, error = self._payload(status, value, exception, error)
-        return _record((task.id, status, payload, error, trace, self.warnings or None, seconds))
+        if (restore is not None or modules is not None or self.collect_garbage
+                or (self.reset_globals and len(self.namespace) != len(self.names))):
+            self._clean(restore, self.names if self.reset_globals else None, modules)
+        plain = (pickle.dumps(value, PROTOCOL)  # the common result, a scalar (hot path)
+                 if status == "success" and self._plain_dumps and type(value) in _SCALARS else None)
+        if plain is not None and not (self.limit and len(plain) > self.limit - FRAME_ROOM):
+            payload: Optional[bytes] = plain
+        else:
+            payload, status, error = self._payload(status, value, exception, error)
+        return _new(ResultRecord, (task.id, status, payload, error, trace, self.warnings or None, seconds))
 
     def _call(self, task: TaskRecord, scratch: bool) -> tuple[Any, Optional[Callable[[], None]]]:
-        command = self.commands.get(task.command, self.serializer)
+        command = self.commands.known(task.command) or self.commands.get(task.command, self.serializer)
         args, kwargs, data, globals_ = self.serializer.loads(task.rest) if task.rest else ((), None, None, None)
         if task.seed is not None:
             seed(task.seed)
@@ -135,7 +154,7 @@ class Runner:
             return command(scope), restore
         return command(*args, **(kwargs or {})), restore
 
-    def _clean(self, restore: Optional[Callable[[], None]], names: Optional[set[str]],
+    def _clean(self, restore: Optional[Callable[[], None]], names: Optional[frozenset[str]],
                modules: Optional[set[str]]) -> None:
         if restore is not None:
             restore()
@@ -145,7 +164,7 @@ class Runner:
         if modules is not None:
             for key in [key for key in sys.modules if key not in modules]:
                 del sys.modules[key]
-        if self.settings.get("garbage_collection"):
+        if self.collect_garbage:
             gc.collect()
 
     def _payload(self, status: str, value: Any, exception: Optional[BaseException],
@@ -162,16 +181,15 @@ class Runner:
             payload = self.serializer.dumps(value)
         except Exception as caught:
             return None, "error", f"the task's result could not be serialized: {type(caught).__name__}: {caught}"
-        limit = self.settings.get("max_frame_bytes") or 0
+        limit = self.limit
         if limit and len(payload) > limit - FRAME_ROOM:
             return None, "error", (f"the task's result is {len(payload)} bytes serialized, more than the controller "
                                    f"accepts (max_frame_bytes={limit})")
         return payload, status, error
 
 
-def _record(fields: tuple[Any, ...]) -> ResultRecord:
-    """A ResultRecord from its fields, without the named tuple's slower constructor (hot path)."""
-    return tuple.__new__(ResultRecord, fields)
+_new = tuple.__new__  # a record from its fields, without the named tuple's slower constructor (hot path)
+_SCALARS = frozenset((int, float, str, bytes, bool, type(None)))
 
 
 def _user_frames(frames: Optional[TracebackType]) -> Optional[TracebackType]:

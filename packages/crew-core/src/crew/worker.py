@@ -56,7 +56,8 @@ class Worker:
         self.settings: dict[str, Any] = {}
         self.worker_id: Optional[str] = None
         self.tasks: collections.deque[P.TaskRecord] = collections.deque()
-        self.lock = threading.Condition()
+        self.mutex = threading.RLock()
+        self.lock = threading.Condition(self.mutex)  # (the hot path enters the mutex itself: a C call)
         self.running: Optional[int] = None
         self.cancelled: Optional[int] = None
         self.stopping: Optional[str] = None
@@ -181,7 +182,8 @@ class Worker:
             self.worker_id = frame.worker
             self.settings.update(frame.settings)
             self.part = part_bytes(self.settings.get("max_frame_bytes") or 0)
-            self.serializer = self.runner.serializer = Serializer(self.settings.get("serializer"))
+            self.serializer = Serializer(self.settings.get("serializer"))
+            self.runner.configure(self.serializer, self.settings)
             self.welcomed.set()
         elif isinstance(frame, P.Ping):
             self._post(P.encode(P.Pong()))
@@ -306,7 +308,7 @@ class Worker:
     def _next_task(self) -> Optional[P.TaskRecord]:
         """The next task to run, waiting for one; None once the worker has left (idle, wall time)."""
         idle, wall = self.options.seconds_idle, self.options.seconds_wall
-        with self.lock:
+        with self.mutex:
             while not self.tasks:
                 now = time.monotonic()
                 timers_on = self.done >= self.options.tasks_timers

@@ -204,7 +204,7 @@ class Controller:
         """
         task = None
         if (kwargs is None and data is None and globals is None and seed is None and seconds_timeout is None
-                and not self._store.failed):
+                and self._store.error is None):
             task = self._intake.quick(command, args, name)  # the common call, checked once already
         if task is None:
             self._store.raise_error()
@@ -215,7 +215,7 @@ class Controller:
         task.callback = callback
         task.on_start = on_start
         self._submit(task)
-        if scale:
+        if scale and len(self._board.seats) < self.launcher.workers:  # else no worker to add
             self._want_scale()
         return task.name  # type: ignore[return-value]
 

@@ -11,12 +11,14 @@ shipped by value are kept weakly, with what their bytes depend on (see
 
 from __future__ import annotations
 
+import functools
+import pickle
 import types
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
 from .. import validate
-from .._serial import Serializer
+from .._serial import PROTOCOL, Serializer
 from ..errors import SettingError
 from .shipping import ByValueCache
 from .task import Task
@@ -32,7 +34,9 @@ class Intake:
 
     def __init__(self, serializer: Serializer):
         self.serializer = serializer
-        self._plain = serializer.dumps_plain
+        # Plain data: pickle itself (a C call) with the default serializer, else the serializer.
+        self._plain: Callable[[Any], bytes] = (functools.partial(pickle.dumps, protocol=PROTOCOL)
+                                               if serializer.module is None else serializer.dumps_plain)
         self._cache: dict[int, tuple[Any, bytes, str]] = {}  # id(command) -> (command, bytes, shown)
         self._by_value = ByValueCache()  # functions shipped by value, while unchanged
 

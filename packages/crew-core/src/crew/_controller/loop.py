@@ -74,13 +74,16 @@ class Loop:
         self._began: list[Task] = []  # tasks reported started this turn, with an on_start callback
         self._next_heartbeat = 0.0
         self._asked: dict[int, float] = {}  # seat key -> since when it has not answered a hand-back request
+        self._by_pipe: dict[Any, Seat] = {}  # the seats by their pynng Pipe object (reading pipe.id calls NNG)
         self.now = time.monotonic()
 
     # ------------------------------------------------------------------ from other threads
     def post(self, item: Any) -> None:
         """Hand an event (a Task, or a tuple) to the loop thread and wake it. Never blocks."""
         self.events.put(item)
-        self.wakeup.wake()
+        wakeup = self.wakeup
+        if wakeup.sleeping and not wakeup.sent:  # (checked again inside; saves a call when awake)
+            wakeup.wake()
 
     def on_connect(self, pipe: Any) -> None:
         if not self.wakeup.owns(pipe):
@@ -137,8 +140,9 @@ class Loop:
     def _turn(self, message: Any) -> bool:
         """One turn with the board held; True when the loop must end."""
         while message is not None:
-            if message.bytes:  # empty frames only wake the loop
-                self._frame(message.pipe, message.bytes)
+            data = message.bytes  # each read of a message's bytes is two calls into NNG and a copy
+            if data:  # empty frames only wake the loop
+                self._frame(message.pipe, data)
             try:
                 message = self.sock.recv_msg(block=False)
             except pynng.TryAgain:
@@ -184,9 +188,12 @@ class Loop:
             close(pipe)
 
     def _remove(self, pipe: Any) -> None:
-        self.gate.forget(pipe.id)
-        self._asked.pop(pipe.id, None)
-        seat, crashed = self.board.lost(pipe.id)
+        key = pipe.id
+        self.gate.forget(key)
+        self._asked.pop(key, None)
+        seat, crashed = self.board.lost(key)
+        if seat is not None:
+            self._by_pipe.pop(seat.pipe, None)
         if seat is None:
             return
         if crashed:
@@ -210,12 +217,15 @@ class Loop:
         seat.session = session  # every frame from now on is sealed (the welcome is the first)
         if self.board.send(seat, P.encode(P.Welcome(worker_id, self.settings.welcome))):
             self.board.join(seat)  # it gets tasks once it acknowledges the welcome
+            self._by_pipe[pipe] = seat
             self.settings.want_scale()  # a launch backoff ends when a worker dials in
             log.debug("%s: worker %s connected from %s", self.settings.name, worker_id, hello.host)
 
     # ------------------------------------------------------------------ frames
     def _frame(self, pipe: Any, data: bytes) -> None:
-        seat = self.board.seats.get(pipe.id)
+        seat = self._by_pipe.get(pipe)
+        if seat is None:
+            seat = self.board.seats.get(pipe.id)
         if seat is None:
             self._hello(pipe, data)
             return
@@ -250,17 +260,20 @@ class Loop:
         if not done:
             return
         name, loads = self.settings.name, self.settings.loads
+        results, callbacks = self._results, self._callbacks
         total = 0.0
         errors = warned = 0
         for task, record in done:
             result = from_record(task, record, seat, name, loads)
-            total += record.seconds
-            errors += result.status != "success"
-            warned += len(record.warnings or ())
+            total += result.seconds
+            if result.status != "success":
+                errors += 1
+            if result.warnings:
+                warned += len(result.warnings)
             if task.callback is None:
-                self._results.append(result)
+                results.append(result)
             else:
-                self._callbacks.append((task, result))
+                callbacks.append((task, result))
         self.fleet.count_results(seat.instance, len(done), total, errors, warned)
         seat.average = next_average(seat.average, total / len(done))
 
@@ -357,6 +370,7 @@ class Loop:
             except Exception:
                 pass
         self._collect()  # what the board resolved this turn (e.g. cancels) first
+        self._by_pipe.clear()
         for task in self.board.clear():
             self._resolved(task, plain(task, "cancel", "the controller was terminated before the task finished",
                                        None, self.settings.name))

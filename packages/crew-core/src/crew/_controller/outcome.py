@@ -19,26 +19,25 @@ ERROR_MODES = ("silent", "warn", "stop")
 def from_record(task: Task, record: ResultRecord, seat: Seat, controller: str,
                 loads: Callable[[bytes], Any]) -> Result:
     """The result of a task that ran; ``loads`` deserializes its value or exception."""
-    status, error = record.status, record.error
+    _, status, payload, error, trace, warned, seconds = record
     value = exception = None
-    if record.payload is not None:
+    if payload is not None:
         try:
             if status == "success":
-                value = loads(record.payload)
+                value = loads(payload)
             else:
-                exception = loads(record.payload)
+                exception = loads(payload)
         except BaseException as caught:  # worker data may raise anything, SystemExit too
             if status == "success":
                 status = "error"
                 error = f"the task's result could not be deserialized here: {type(caught).__name__}: {caught}"
-    if exception is not None and record.trace and hasattr(exception, "add_note"):
+    if exception is not None and trace and hasattr(exception, "add_note"):
         try:
-            exception.add_note(f"Remote traceback (worker {seat.id}):\n{record.trace}")
+            exception.add_note(f"Remote traceback (worker {seat.id}):\n{trace}")
         except Exception:
             pass
-    return Result(task.name or "", task.command, value, status, error, record.trace, record.warnings or [],
-                  record.seconds, task.seed, seat.id, seat.pid, seat.host, controller,
-                  exception if isinstance(exception, BaseException) else None)
+    return Result(task.name or "", task.command, value, status, error, trace, warned or [], seconds, task.seed,
+                  seat.id, seat.pid, seat.host, controller, exception if isinstance(exception, BaseException) else None)
 
 
 def plain(task: Task, status: str, error: Optional[str], seat: Optional[Seat], controller: str) -> Result:

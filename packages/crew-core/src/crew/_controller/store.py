@@ -40,7 +40,7 @@ class ResultStore:
         self._seconds = 0.0  # run time of the resolved tasks
         self._warned = 0  # resolved tasks that warned
         self._crashes: dict[str, int] = {}  # tasks that lost a worker: how many times
-        self._error: Optional[BaseException] = None
+        self.error: Optional[BaseException] = None  # raised to the next caller (read without the lock as a hint)
         self._listeners: list[Listener] = []
 
     # ------------------------------------------------------------------ names
@@ -73,9 +73,16 @@ class ResultStore:
         for pop() (a callback took the result; or, with None, a backup controller took the
         task), whose names are freed."""
         with self.changed:
+            done, statuses = self._done, self.statuses
+            seconds = 0.0
+            warned = 0
             for result in results:
-                self._done[result.name] = result
-                self._count(result)
+                done[result.name] = result
+                statuses[result.status] += 1
+                seconds += result.seconds
+                warned += bool(result.warnings)
+            self._seconds += seconds
+            self._warned += warned
             count = len(results)
             for name, taken in released:
                 self._names.discard(name)
@@ -89,7 +96,7 @@ class ResultStore:
     def fail(self, error: BaseException) -> None:
         """Report an error (e.g. workers cannot launch) to the next caller, and wake waiters."""
         with self.changed:
-            self._error = error
+            self.error = error
             self.changed.notify_all()
         self._tell()
 
@@ -117,17 +124,12 @@ class ResultStore:
             row["warning"] = self._warned
             return row
 
-    @property
-    def failed(self) -> bool:
-        """Whether an error waits to be raised."""
-        return self._error is not None
-
     def raise_error(self) -> None:
         """Raise the error reported by :meth:`fail`, once."""
-        if self._error is None:
+        if self.error is None:
             return
         with self.changed:
-            error, self._error = self._error, None
+            error, self.error = self.error, None
         if error is not None:
             raise error
 
@@ -143,8 +145,8 @@ class ResultStore:
     def collect(self) -> list[Result]:
         with self.changed:
             results = list(self._done.values())
+            self._names.difference_update(self._done)  # the keys are the names
             self._done.clear()
-            self._names.difference_update(result.name for result in results)
             return results
 
     def take(self, names: list[str]) -> list[Result]:
@@ -185,7 +187,7 @@ class ResultStore:
         return self.wait(lambda: all(name in self._done for name in names), seconds_timeout, interval)
 
     def _raise_locked(self) -> None:
-        error, self._error = self._error, None
+        error, self.error = self.error, None
         if error is not None:
             raise error
 

@@ -7,6 +7,8 @@ from typing import Callable, Optional
 from .._protocol import TaskRecord
 from ..results import Result
 
+_new = tuple.__new__  # a named tuple from its fields, without its slower constructor
+
 __all__ = ["Task", "ResultCallback", "StartCallback"]
 
 ResultCallback = Callable[[Result], None]
@@ -20,7 +22,8 @@ class Task:
     :mod:`crew._controller.board`) until it resolves.
     """
 
-    __slots__ = ("id", "name", "command", "blob", "rest", "seed", "timeout", "crashes", "callback", "on_start", "suspect")
+    __slots__ = ("id", "name", "command", "blob", "rest", "seed", "timeout", "crashes", "callback", "on_start", "suspect",
+                 "size")
 
     def __init__(self, name: Optional[str], command: str, blob: bytes, rest: Optional[bytes],
                  seed: Optional[int] = None, timeout: Optional[float] = None):
@@ -35,14 +38,10 @@ class Task:
         self.callback: Optional[ResultCallback] = None  # set: the result goes here, not to pop()
         self.on_start: Optional[StartCallback] = None  # called when a worker reports the task started
         self.suspect = False  # its worker died holding it and others: it runs alone next
+        self.size = len(blob) + (len(rest) if rest else 0)  # bytes on the wire (roughly)
 
     def record(self) -> TaskRecord:
-        return TaskRecord(self.id, self.blob, self.rest, self.seed, self.timeout)
-
-    @property
-    def size(self) -> int:
-        """Bytes of the task on the wire (roughly)."""
-        return len(self.blob) + (len(self.rest) if self.rest else 0)
+        return _new(TaskRecord, (self.id, self.blob, self.rest, self.seed, self.timeout))  # (hot path)
 
     def copy(self) -> Task:
         """A fresh task with the same name, command, data and callback (for a backup controller)."""

@@ -5,8 +5,10 @@ to the file LOG (never to a pipe nobody reads), starts ``local_controller(worker
 one JSON line: ``{"url": ..., "pid": ...}``. Then, for each line on stdin:
 
 - ``run N``: push N tasks (``x * 2`` for x in 0..N-1), wait for them (at most 40 s) and print one JSON line with
-  the results, the seconds taken, the error raised (or null), the most descriptors open at once
+  the results, how many tasks it pushed (a push may raise), the seconds taken, the error raised (or null), the most descriptors open at once
   since the previous report (sampled every 10 ms), how often the log said "Too many open files", and the workers' pids.
+
+- ``peak``: print ``{"peak": ...}``, the most descriptors open at once since the previous report.
 
 It ends its controller and exits when stdin closes (so it never outlives its parent).
 """
@@ -60,10 +62,11 @@ class Counter(logging.Handler):
 
 
 def run(controller, count: int, counter: Counter, peak: Peak, prefix: str) -> dict:
-    before, started, error = counter.emfile, time.monotonic(), None
+    before, started, error, pushed = counter.emfile, time.monotonic(), None, 0
     try:
         for index in range(count):
             controller.push("x * 2", data={"x": index}, name=f"{prefix}_{index}")
+            pushed += 1
         if not controller.wait(seconds_timeout=40):
             error = "timed out"
     except Exception as failure:  # reported to the parent, which asserts on it
@@ -71,7 +74,7 @@ def run(controller, count: int, counter: Counter, peak: Peak, prefix: str) -> di
     seconds = time.monotonic() - started
     results = sorted((r.name, r.status, r.result) for r in controller.collect())
     pids = [i.handle.pid for i in list(controller.launcher.instances) if getattr(i.handle, "pid", None)]
-    return {"results": results, "seconds": seconds, "error": error, "peak": peak.take(),
+    return {"results": results, "pushed": pushed, "seconds": seconds, "error": error, "peak": peak.take(),
             "emfile": counter.emfile - before, "workers": pids}
 
 
@@ -93,6 +96,8 @@ def main(limit: str, log: str) -> None:
             words = line.split()
             if words[:1] == ["run"]:
                 print(json.dumps(run(controller, int(words[1]), counter, peak, f"run{turn}")), flush=True)
+            elif words[:1] == ["peak"]:
+                print(json.dumps({"peak": peak.take()}), flush=True)
     finally:
         controller.terminate()
         peak.stopped.set()

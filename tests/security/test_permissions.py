@@ -82,3 +82,39 @@ def test_a_worker_refuses_the_secret_file_of_a_controller_that_is_gone(tmp_path)
                           "--seconds-timeout", "1", "--secret-file", str(secret)],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 3 and "no controller at tcp://127.0.0.1:9" in run.stderr
+
+
+def test_a_starting_controller_removes_the_folders_of_killed_controllers(tmp_path, monkeypatch):
+    """A SIGKILLed controller leaves its folder (and secret file); the next controller of the host
+    removes it, and leaves alone the folders of live controllers and of other hosts."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import crew_local
+
+    monkeypatch.setenv("CREW_RUN_DIRECTORY", str(tmp_path))
+    script = ("import signal, crew, crew_local; c = crew_local.local_controller(workers=1); c.start(); "
+              "print(c._id, flush=True); signal.pause()")
+    killed = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "CREW_RUN_DIRECTORY": str(tmp_path)})
+    try:
+        killed_id = killed.stdout.readline().strip()
+        assert (tmp_path / killed_id / "secret").exists()
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=60)
+        killed.stdout.close()
+    assert (tmp_path / killed_id / "secret").exists()  # nothing removed it
+    here = socket.gethostname()
+    for name, pid, host in (("live", os.getpid(), here), ("elsewhere", killed.pid, here + "-other")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "secret").write_text(f"CREW_SECRET=x\nCREW_CONTROLLER_PID={pid}\nCREW_CONTROLLER_HOST={host}\n")
+    controller = crew_local.local_controller(workers=1, name="sweeper")
+    try:
+        controller.start()
+        assert not (tmp_path / killed_id).exists()
+        assert (tmp_path / "live" / "secret").exists() and (tmp_path / "elsewhere" / "secret").exists()
+    finally:
+        controller.terminate()

@@ -5,7 +5,9 @@ with the same home folder, cluster jobs), a worker reads the secret from a file 
 can read, in a folder only the user can enter: ``~/.crew/run/<controller id>/``. The worker's
 command line carries the file's path, never the secret. A worker that cannot start writes why
 into the same folder (``failed-<launch>-<pid>``), for the controller's ``summary()`` and
-:class:`crew.LaunchError`. The controller removes the folder at ``terminate()``.
+:class:`crew.LaunchError`. The controller removes the folder at ``terminate()``; a controller
+that was killed cannot, so each controller, as it starts, removes the folders of controllers of
+this host whose process is gone (:func:`sweep`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 import warnings
 from collections.abc import Mapping
 
-__all__ = ["ROOT_ENV", "root", "write", "note_failure", "failures", "remove", "private_directory"]
+__all__ = ["ROOT_ENV", "root", "write", "note_failure", "failures", "remove", "private_directory", "writer_gone",
+           "sweep"]
 
 ROOT_ENV = "CREW_RUN_DIRECTORY"
 """Environment variable that moves the folders' root from ``~/.crew/run``."""
@@ -66,6 +70,7 @@ def write(controller_id: str, values: Mapping[str, str]) -> str:
     in the controller's private folder; return the file's path."""
     folder = os.path.join(root(), controller_id)
     _private_directory(os.path.dirname(folder))
+    sweep()
     _private_directory(folder)
     path = os.path.join(folder, "secret")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -97,6 +102,39 @@ def failures(controller_id: str, launch: str) -> list[str]:
         except OSError:
             continue
     return [text for text in found if text]
+
+
+def writer_gone(values: Mapping[str, str]) -> bool:
+    """Whether the controller that wrote a secret file (its ``CREW_CONTROLLER_PID`` and
+    ``CREW_CONTROLLER_HOST``) is known to be gone: it ran on this host and no process has its pid."""
+    pid, host = values.get("CREW_CONTROLLER_PID", ""), values.get("CREW_CONTROLLER_HOST")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        pass
+    return False
+
+
+def sweep() -> list[str]:
+    """Remove the folders of controllers of this host that are gone (killed before their
+    ``terminate()``); return their ids."""
+    removed = []
+    for path in glob.glob(os.path.join(root(), "*", "secret")):
+        try:
+            with open(path) as handle:
+                values = dict(line.split("=", 1) for line in handle.read().splitlines()
+                              if line.startswith("CREW_CONTROLLER_") and "=" in line)
+        except OSError:
+            continue
+        if writer_gone(values):
+            folder = os.path.dirname(path)
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(os.path.basename(folder))
+    return removed
 
 
 def remove(controller_id: str) -> None:

@@ -28,7 +28,7 @@ from . import _protocol as P
 from ._channel import PART_BYTES, ChannelError, Session, part_bytes, parts
 from ._execute import FRAME_ROOM, Interrupted, Runner
 from ._metrics import METRICS_SECONDS
-from ._secret_file import note_failure
+from ._secret_file import note_failure, writer_gone
 from ._serial import Serializer
 
 __all__ = ["main", "Worker"]
@@ -424,15 +424,8 @@ def _read_secret(options: argparse.Namespace) -> tuple[str, str | None]:
 def _check_writer(options: argparse.Namespace, values: dict[str, str]) -> None:
     """Refuse a secret file whose controller, on this very host, is gone (e.g. SIGKILLed): the
     file outlives it, and whoever binds the controller's port next must get nothing from us."""
-    pid, host = values.get("CREW_CONTROLLER_PID", ""), values.get("CREW_CONTROLLER_HOST")
-    if host != socket.gethostname() or not pid.isdigit():
-        return
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        _fail(options, f"the controller (pid {pid}) that wrote the secret file is gone")
-    except PermissionError:  # alive, another user's: not ours to judge
-        pass
+    if writer_gone(values):
+        _fail(options, f"the controller (pid {values['CREW_CONTROLLER_PID']}) that wrote the secret file is gone")
 
 
 def _fail(options: argparse.Namespace, message: str, code: int = 2) -> NoReturn:

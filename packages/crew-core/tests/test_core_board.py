@@ -83,6 +83,9 @@ class BoardMachine(RuleBasedStateMachine):
     @rule()
     def dispatch(self):
         self.board.dispatch()
+        board = self.board
+        if any(task.id in board.tasks for task in board.queue):  # tasks are left: nobody could take one
+            assert not [seat.id for seat in board.seats.values() if dispatch.ready(seat)]
 
     @precondition(lambda self: any(w.unanswered for w in self.workers.values()))
     @rule(data=st.data())
@@ -117,6 +120,7 @@ class BoardMachine(RuleBasedStateMachine):
         task_id, worker.running = worker.running, None
         record = P.ResultRecord(task_id, "success", None, None, None, None, seconds)
         done = self.board.results(worker.seat, [record])
+        worker.seat.average = dispatch.next_average(worker.seat.average, seconds)  # as the loop does, after
         for task, _ in done:
             self.resolved.add(task.id)
 
@@ -175,6 +179,16 @@ class BoardMachine(RuleBasedStateMachine):
             assert self.board.where(task_id) == [], task_id
         for seat in self.board.seats.values():
             assert all(task_id in self.board.tasks for task_id in seat.outstanding)
+
+    @invariant()
+    def seats_are_filed_where_they_belong(self):
+        """Every seat not touched since it was last filed is in ready/victims exactly when it should be."""
+        board = self.board
+        for key, seat in board.seats.items():
+            if key not in board.touched:
+                assert (key in board.ready) == dispatch.ready(seat), seat
+                assert (key in board.victims) == dispatch.victim(seat), seat
+        assert set(board.ready) <= set(board.seats) and set(board.victims) <= set(board.seats)
 
     @invariant()
     def a_suspect_runs_alone(self):

@@ -38,6 +38,12 @@ seats_strategy = st.lists(
     max_size=12)
 
 
+ready_seats_strategy = st.lists(  # many workers free to take tasks, most of them fast
+    st.builds(lambda held, average, budget: FakeSeat({i: FakeTask(i) for i in range(held)}, set(), average, None, budget),
+              st.integers(0, 20), st.one_of(st.none(), st.floats(0.0, 0.01)), st.sampled_from([1, 5, 1000, float("inf")])),
+    max_size=40)
+
+
 # ---------------------------------------------------------------------- dispatch
 def test_ahead_limit_follows_task_times():
     assert dispatch.ahead_limit(None) == 1  # unknown speed: one task at a time
@@ -46,7 +52,7 @@ def test_ahead_limit_follows_task_times():
     assert dispatch.ahead_limit(1e-9) == dispatch.MAX_AHEAD
 
 
-@given(queued=st.integers(0, 5000), seats=seats_strategy)
+@given(queued=st.integers(0, 5000), seats=st.one_of(seats_strategy, ready_seats_strategy))
 def test_allot_never_sends_more_than_a_worker_may_hold_or_than_is_queued(queued, seats):
     plan = dispatch.allot(queued, seats)
     assert sum(room for _, room in plan) <= queued
@@ -58,7 +64,7 @@ def test_allot_never_sends_more_than_a_worker_may_hold_or_than_is_queued(queued,
     assert len({id(seat) for seat, _ in plan}) == len(plan)  # one batch per worker
 
 
-@given(queued=st.integers(1, 5000), seats=seats_strategy)
+@given(queued=st.integers(1, 5000), seats=st.one_of(seats_strategy, ready_seats_strategy))
 def test_allot_uses_every_ready_worker_while_tasks_last(queued, seats):
     plan = dispatch.allot(queued, seats)
     ready = [seat for seat in seats if dispatch.ready(seat)]
@@ -87,6 +93,50 @@ def test_steal_keeps_the_first_task_and_asks_nothing_twice(seats, idle):
     for victim, ids in plan:
         held = list(victim.outstanding)
         assert ids and held[0] not in ids and set(ids) <= set(held)
+
+
+def test_min_batch_is_about_a_quarter_of_the_time_ahead():
+    assert dispatch.min_batch(None) == 1  # unknown speed: one task a frame
+    assert dispatch.min_batch(0.005) == dispatch.min_batch(1.0) == 1
+    assert dispatch.min_batch(0.001) == 5 and dispatch.ahead_limit(0.001) == 20
+    assert dispatch.min_batch(0.0) == dispatch.min_batch(1e-9) == dispatch.MAX_AHEAD
+
+
+@given(queued=st.integers(1, 5000), seats=st.one_of(seats_strategy, ready_seats_strategy))
+def test_allot_sends_no_frame_smaller_than_a_batch_unless_the_worker_or_the_queue_is_short(queued, seats):
+    plan = dispatch.allot(queued, seats)
+    left = queued
+    for seat, room in plan:
+        free = dispatch.ahead_limit(seat.average) - len(seat.outstanding)
+        assert room >= min(dispatch.min_batch(seat.average), free, seat.budget, left)
+        left -= room
+
+
+def test_short_tasks_fill_few_workers_instead_of_one_task_to_each():
+    fast = [FakeSeat(average=0.0) for _ in range(1000)]
+    plan = dispatch.allot(1000, fast)
+    assert [room for _, room in plan] == [256, 256, 256, 232]
+    slow = [FakeSeat(average=0.01) for _ in range(10)]  # 10 ms tasks: one a worker, spread out
+    assert [room for _, room in dispatch.allot(10, slow)] == [1] * 10
+    fresh = [FakeSeat() for _ in range(10)]  # speed unknown: one each
+    assert [room for _, room in dispatch.allot(5, fresh)] == [1] * 5
+
+
+@given(seats=seats_strategy, idle=st.integers(0, 5))
+def test_steal_asks_only_for_tasks_worth_a_frame(seats, idle):
+    victims = [seat for seat in seats if dispatch.victim(seat)]
+    plan = dispatch.plan_steal(victims, idle)
+    assert plan == dispatch.plan_steal(seats, idle)  # the seats that are no victim never matter
+    for seat, ids in plan:
+        assert len(seat.outstanding) - 1 >= dispatch.min_batch(seat.average)
+        assert ids == list(seat.outstanding)[-len(ids):]  # the last ones, which run last
+
+
+def test_a_worker_with_few_short_tasks_left_is_not_stolen_from():
+    busy = FakeSeat({i: FakeTask(i) for i in range(10)}, average=1e-4)  # 9 spare, 50 worth a frame
+    assert dispatch.plan_steal([busy], 1) == []
+    busy.average = 0.01
+    assert dispatch.plan_steal([busy], 1) == [(busy, [5, 6, 7, 8, 9])]
 
 
 def test_next_average_is_an_exponential_mean():

@@ -10,6 +10,12 @@ Owner: the board belongs to whoever holds :attr:`Board.lock`. The loop thread ho
 it works; a pushing caller takes it only when it is free, to send a task straight to an idle
 worker (the fast lane, which saves a thread hand-off). No other thread touches the board.
 
+Dispatch touches only the seats that can take part: :attr:`Board.ready` (seats that can be sent
+queued tasks now, ``dispatch.ready``) and :attr:`Board.victims` (seats holding a spare task,
+``dispatch.victim``). Every change to a seat marks it *touched*; :meth:`Board.dispatch` first
+re-files the touched seats (so a turn costs what changed, not the number of workers; and the
+loop has updated a seat's mean task time by then).
+
 What the board resolves (cancelled tasks, tasks that crashed too often) it lists in
 :attr:`Board.cancelled` and :attr:`Board.exhausted`; the loop drains both and publishes the
 results, so the board never calls out to user code.
@@ -75,6 +81,9 @@ class Board:
         self.tasks: dict[int, Task] = {}  # every unresolved task on the board, by id
         self.seats: dict[int, Seat] = {}
         self.idle: dict[int, Seat] = {}  # seats that hold nothing and can be sent a task now
+        self.ready: dict[int, Seat] = {}  # seats dispatch.ready() was true of when last re-filed
+        self.victims: dict[int, Seat] = {}  # seats dispatch.victim() was true of when last re-filed
+        self.touched: dict[int, Seat] = {}  # seats changed since they were last re-filed
         self.cancelling: set[int] = set()  # ids of tasks asked to stop on their worker
         self.cancelled: list[tuple[Task, str, Optional[Seat]]] = []  # resolved here, for the loop
         self.exhausted: list[tuple[Task, Seat]] = []  # crashed too often, for the loop
@@ -109,10 +118,13 @@ class Board:
             return False
         seat.inflight = True
         self.idle.pop(seat.key, None)
+        self.ready.pop(seat.key, None)
+        self.touched[seat.key] = seat
         return True
 
     def acknowledged(self, seat: Seat) -> None:
         seat.inflight = False
+        self.touched[seat.key] = seat
         if seat.pending:
             self.send(seat, seat.pending.popleft())
         else:
@@ -125,6 +137,7 @@ class Board:
             outstanding[task.id] = task
         seat.budget -= len(batch)
         self.idle.pop(seat.key, None)
+        self.touched[seat.key] = seat
         if not self.send(seat, frame):
             for task in batch:
                 outstanding.pop(task.id, None)
@@ -140,15 +153,38 @@ class Board:
     # ------------------------------------------------------------------ dispatch
     def dispatch(self) -> None:
         """Send queued tasks to ready workers; with nothing queued, let idle workers steal."""
+        if self.touched:
+            self._refile()
         if self.suspects:
             self._dispatch_suspects()
+            self._refile()
         if not self.queue:
             self._steal()
             return
-        for seat, room in dispatch.allot(len(self.queue), self.seats.values()):
+        if not self.ready:
+            return
+        for seat, room in dispatch.allot(len(self.queue), list(self.ready.values())):
             batch = self._fill(room)
             if batch:
                 self._send_tasks(seat, batch, self.queue)
+
+    def _refile(self) -> None:
+        """File each touched seat in (or out of) :attr:`ready` and :attr:`victims`."""
+        seats, ready, victims = self.seats, self.ready, self.victims
+        for key, seat in self.touched.items():
+            if seats.get(key) is not seat:
+                ready.pop(key, None)
+                victims.pop(key, None)
+                continue
+            if dispatch.ready(seat):
+                ready[key] = seat
+            else:
+                ready.pop(key, None)
+            if dispatch.victim(seat):
+                victims[key] = seat
+            else:
+                victims.pop(key, None)
+        self.touched.clear()
 
     def _fill(self, room: int) -> list[Task]:
         """Up to ``room`` queued tasks, about dispatch.MAX_BATCH_BYTES at most (never none)."""
@@ -163,7 +199,7 @@ class Board:
         return batch
 
     def _dispatch_suspects(self) -> None:
-        for seat in dispatch.takers_of_suspects(len(self.suspects), list(self.seats.values())):
+        for seat in dispatch.takers_of_suspects(len(self.suspects), list(self.ready.values())):
             while self.suspects:
                 task = self.suspects.popleft()
                 if task.id in self.tasks:
@@ -171,9 +207,9 @@ class Board:
                     break
 
     def _steal(self) -> None:
-        if not self.idle:
+        if not self.idle or not self.victims:
             return
-        for victim, ids in dispatch.plan_steal(list(self.seats.values()), len(self.idle)):
+        for victim, ids in dispatch.plan_steal(list(self.victims.values()), len(self.idle)):
             victim.stealing.update(ids)
             self.send(victim, P.encode(P.Cancel(ids, False)))
 
@@ -181,10 +217,12 @@ class Board:
     def join(self, seat: Seat) -> None:
         """A worker said hello; it gets tasks once it acknowledges its welcome."""
         self.seats[seat.key] = seat
+        self.touched[seat.key] = seat
 
     def goodbye(self, seat: Seat, reason: str) -> None:
         """A worker is leaving in peace: its unstarted tasks go back to the queue, uncharged."""
         self.idle.pop(seat.key, None)
+        self.touched[seat.key] = seat
         seat.leaving = reason
         self._requeue(seat, crashed=False)
 
@@ -193,6 +231,9 @@ class Board:
         and give the others back. Returns its seat (None for a pipe that never said hello) and
         whether it died holding tasks (a crash)."""
         self.idle.pop(key, None)
+        self.ready.pop(key, None)
+        self.victims.pop(key, None)
+        self.touched.pop(key, None)
         seat = self.seats.pop(key, None)
         crashed = seat is not None and seat.leaving is None and bool(seat.outstanding)
         if crashed:
@@ -205,6 +246,7 @@ class Board:
             return
         seat.outstanding.clear()
         seat.stealing.clear()
+        self.touched[seat.key] = seat
         plan = recover(held, seat.marked, crashed, self.crashes_max)
         if plan.culprit is not None:
             plan.culprit.crashes += 1
@@ -258,6 +300,7 @@ class Board:
                 cancelling.discard(record.id)
             del tasks[record.id]
             done.append((task, record))
+        self.touched[seat.key] = seat
         self._mark_idle(seat)
         return done
 
@@ -269,6 +312,7 @@ class Board:
             if task is None or self._cancel_now(task, "cancelled before it started", seat):
                 continue
             (self.suspects if task.suspect else self.queue).appendleft(task)
+        self.touched[seat.key] = seat
         self._mark_idle(seat)
 
     # ------------------------------------------------------------------ cancel and shutdown
@@ -301,6 +345,9 @@ class Board:
             seat.outstanding.clear()
         self.seats.clear()
         self.idle.clear()
+        self.ready.clear()
+        self.victims.clear()
+        self.touched.clear()
         self.cancelling.clear()
         return unresolved
 

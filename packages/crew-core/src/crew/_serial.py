@@ -1,11 +1,17 @@
-"""Serialization of tasks and results: cloudpickle, with a fast path for plain data."""
+"""Serialization of tasks and results: cloudpickle, with a fast path for plain data.
+
+A task's serialized arguments of OUT_OF_BAND bytes or more are held as a ``memoryview``, which the
+frame carries out of band (see :mod:`crew._protocol`): they are never copied again on their way to
+the socket."""
 
 from __future__ import annotations
 
 import importlib
 import pickle
 import types
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
+
+from ._protocol import OUT_OF_BAND
 
 _PLAIN = (int, float, str, bytes, bool, type(None), complex)
 PROTOCOL = 5
@@ -77,6 +83,14 @@ class _Chained:
 _CHAIN_MAX = 16  # links of an exception's cause/context chain sent back
 
 
+def _bytes_in(loads: Callable[[bytes], Any]) -> Callable[[Union[bytes, memoryview]], Any]:
+    """A custom serializer's ``loads`` that is also given a view (copied to bytes for it)."""
+    def loads_bytes(data: Union[bytes, memoryview]) -> Any:
+        return loads(bytes(data) if type(data) is memoryview else data)
+
+    return loads_bytes
+
+
 class Serializer:
     """Turns objects into bytes and back; ``module`` names a module with ``dumps``/``loads``
     (None: cloudpickle). The same module must be importable on the workers."""
@@ -87,11 +101,11 @@ class Serializer:
             import cloudpickle
 
             self._deep: Callable[[Any], bytes] = lambda value: cloudpickle.dumps(value, protocol=PROTOCOL)
-            self.loads: Callable[[bytes], Any] = pickle.loads
+            self.loads: Callable[[Union[bytes, memoryview]], Any] = pickle.loads
         else:
             imported = importlib.import_module(module)
             self._deep = imported.dumps
-            self.loads = imported.loads
+            self.loads = _bytes_in(imported.loads)
 
     def dumps(self, value: Any) -> bytes:
         """Bytes for a value: plain pickle for plain data, the full serializer otherwise."""
@@ -99,12 +113,18 @@ class Serializer:
             return pickle.dumps(value, PROTOCOL)
         return self._deep(value)
 
-    def dumps_plain(self, value: Any) -> bytes:
-        """Bytes for a value the caller knows is plain data (scalars in a tuple): with the default
-        serializer, plain pickle without the check; with a custom one, that serializer."""
-        if self.module is None:
-            return pickle.dumps(value, PROTOCOL)
-        return self._deep(value)
+    def dumps_plain(self, value: Any) -> Union[bytes, memoryview]:
+        """Bytes for a task's arguments that the caller knows are plain data (scalars in a tuple):
+        with the default serializer, plain pickle without the check; with a custom one, that
+        serializer. A memoryview of them when they are OUT_OF_BAND bytes or more."""
+        data = pickle.dumps(value, PROTOCOL) if self.module is None else self._deep(value)
+        return data if len(data) < OUT_OF_BAND else memoryview(data)
+
+    def dumps_arguments(self, value: Any) -> Union[bytes, memoryview]:
+        """:meth:`dumps` for a task's arguments: a memoryview of them when they are OUT_OF_BAND
+        bytes or more."""
+        data = self.dumps(value)
+        return data if len(data) < OUT_OF_BAND else memoryview(data)
 
     def dumps_exception(self, exception: BaseException) -> bytes:
         """Bytes for an exception with its ``__cause__`` and ``__context__`` chain; the exception

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from .. import validate
 from .._serial import Serializer
@@ -100,9 +100,9 @@ class Intake:
                 tasks.append(self.task(command, (), values, None, globals_, name, index_seed, seconds_timeout, blob))
         return tasks
 
-    def _rest(self, parts: tuple[Any, ...]) -> bytes:
+    def _rest(self, parts: tuple[Any, ...]) -> Union[bytes, memoryview]:
         try:
-            return self.serializer.dumps(parts)
+            return self.serializer.dumps_arguments(parts)
         except Exception:
             for label, part in zip(("args", "kwargs", "data", "globals"), parts):
                 try:

@@ -22,7 +22,7 @@ class Task:
 
     __slots__ = ("id", "name", "command", "blob", "rest", "seed", "timeout", "crashes", "callback", "on_start", "suspect")
 
-    def __init__(self, name: Optional[str], command: str, blob: bytes, rest: Optional[bytes],
+    def __init__(self, name: Optional[str], command: str, blob: bytes, rest: Optional[bytes | memoryview],
                  seed: Optional[int] = None, timeout: Optional[float] = None):
         self.id = 0  # set when the result store reserves the task's name
         self.name = name

@@ -9,8 +9,11 @@ A relay that passed the handshake through can read a plain connection but cannot
 replay or reorder frames; the welcome is the controller's first sealed frame, so a worker knows
 its controller holds the secret before it unpickles anything.
 
-Tags: keyed BLAKE2b for frames under 64 KiB (fastest for small frames), HMAC-SHA256 above
-(hardware SHA-256 is faster for large ones), both cut to 16 bytes; the length picks, on both sides.
+Tags: keyed BLAKE2b for frames under 64 KiB (fastest for small frames); above, Poly1305 (from
+``cryptography``, about 3 times as fast as HMAC-SHA256 on large frames, and it releases the GIL)
+under a key of the frame's own, keyed BLAKE2b of its sequence number under the direction's key:
+a sender never numbers two frames alike, so no Poly1305 key tags two messages. Both are 16 bytes;
+the length picks, on both sides.
 
 The controller accepts raw frames of at most :data:`PART_BYTES` (plus the seal), so a peer that
 has not authenticated can make it hold little; an authenticated worker sends a larger sealed frame
@@ -27,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from collections.abc import Iterable
 from typing import Optional, Union
 
 __all__ = ["TAG_BYTES", "SEAL_BYTES", "PART_BYTES", "ChannelError", "Session", "hello_mac", "parts", "part_bytes",
@@ -42,6 +46,7 @@ PART_BYTES = 2**20  # the largest raw frame a controller reads (plus SEAL_BYTES 
 _SMALL = 2**16
 _SEQ = struct.Struct(">Q")
 _PART, _END = b"m", b"e"
+_ONE_TIME = b"crew poly1305"
 
 
 class ChannelError(ValueError):
@@ -62,18 +67,29 @@ def _tag(key: bytes, frame: Buffer, trailer: Buffer) -> bytes:
         small = hashlib.blake2b(frame, key=key, digest_size=TAG_BYTES)
         small.update(trailer)
         return small.digest()
-    large = hmac.new(key, frame, hashlib.sha256)
-    large.update(trailer)
-    return large.digest()[:TAG_BYTES]
+    return _tag_large(key, (frame,), trailer)
 
 
 def _tag_pieces(key: bytes, pieces: list[Buffer], size: int, trailer: bytes) -> bytes:
     """:func:`_tag` of the pieces' concatenation (``size`` bytes), hashed piece by piece."""
-    tag = hashlib.blake2b(key=key, digest_size=TAG_BYTES) if size < _SMALL else hmac.new(key, digestmod=hashlib.sha256)
+    if size >= _SMALL:
+        return _tag_large(key, pieces, trailer)
+    tag = hashlib.blake2b(key=key, digest_size=TAG_BYTES)
     for piece in pieces:
         tag.update(piece)
     tag.update(trailer)
-    return tag.digest()[:TAG_BYTES]
+    return tag.digest()
+
+
+def _tag_large(key: bytes, pieces: Iterable[Buffer], trailer: Buffer) -> bytes:
+    """Poly1305 under a key of this frame's own: keyed BLAKE2b of its sequence number."""
+    from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+    tag = Poly1305(hashlib.blake2b(trailer, key=key, digest_size=32, person=_ONE_TIME).digest())
+    for piece in pieces:
+        tag.update(piece)
+    tag.update(trailer)
+    return tag.finalize()
 
 
 def flat(wire: Wire) -> bytes:

@@ -260,16 +260,21 @@ def _json(kind: bytes, payload: dict[str, Any]) -> bytes:
 def decode(data: Buffer) -> Frame:
     """The frame in ``data`` (bytes, or a view) from an authenticated peer. Raises
     :class:`ProtocolError`."""
-    kind = data[:1] if type(data) is bytes else bytes(data[:1])
-    decoder = _DECODERS.get(kind)
-    if decoder is None:
-        raise ProtocolError(f"unknown frame kind {kind!r}")
+    kind = data[:1]
+    try:
+        decoder = _DECODERS[kind]  # type: ignore[index]  # a view of bytes is found too: it hashes as its bytes
+    except KeyError:
+        raise ProtocolError(f"unknown frame kind {bytes(kind)!r}") from None
+    except TypeError:  # a view of an unhashable buffer (NNG's, a bytearray): look its kind up as bytes
+        decoder = _DECODERS.get(bytes(kind))  # type: ignore[assignment]
+        if decoder is None:
+            raise ProtocolError(f"unknown frame kind {bytes(kind)!r}") from None
     try:
         return decoder(data)
     except ProtocolError:
         raise
     except Exception as error:  # whatever malformed bytes make pickle or json raise
-        raise ProtocolError(f"malformed {kind!r} frame: {type(error).__name__}: {error}") from None
+        raise ProtocolError(f"malformed {bytes(kind)!r} frame: {type(error).__name__}: {error}") from None
 
 
 def decode_hello(data: bytes) -> Hello:

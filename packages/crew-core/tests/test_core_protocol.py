@@ -85,27 +85,35 @@ def test_the_mac_binds_secret_nonces_and_controller():
     assert not P.verify("secret", b"n" * 32, b"w" * 32, "c1", None)
 
 
-big_rests = st.integers(0, 3).flatmap(lambda pick: st.just(None) if pick == 0 else st.binary(max_size=64) if pick == 1
-                                      else st.integers(P.OUT_OF_BAND, P.OUT_OF_BAND + 300).map(
-                                          lambda size: memoryview(bytes(range(256)) * (size // 256 + 1))[:size]))
+def blob(size: int) -> bytes:
+    return (bytes(range(256)) * (size // 256 + 1))[:size]
+
+
+sizes = st.one_of(st.integers(0, 64), st.integers(P.OUT_OF_BAND - 2, P.OUT_OF_BAND + 300))
+out_of_band = st.builds(P.OutOfBand, sizes.map(blob), st.lists(sizes.map(blob), max_size=3).map(tuple))
+big_rests = st.one_of(st.none(), st.binary(max_size=64), out_of_band)
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.builds(P.TaskRecord, ids, st.binary(max_size=64), big_rests, st.none(), st.none()), max_size=4))
 def test_tasks_with_large_arguments_round_trip_with_them_out_of_band(tasks):
     wire = P.encode(P.Tasks(tasks))
-    if any(type(task.rest) is memoryview for task in tasks):
+    if any(type(task.rest) is P.OutOfBand for task in tasks):
         assert type(wire) is list and wire[0][:1] == b"T"
     decoded = P.decode(memoryview(bytearray(flat(wire))).toreadonly())  # a view of an unhashable buffer, as NNG's
     assert decoded == P.Tasks(tasks)
-    assert all(type(task.rest) is memoryview for task in decoded.tasks if task.rest is not None and len(task.rest) >= P.OUT_OF_BAND)
 
 
-def test_a_large_argument_is_not_copied_into_the_frame():
+def test_a_lent_buffer_is_not_copied_into_the_frame():
     held = bytearray(P.OUT_OF_BAND)
-    wire = P.encode(P.Tasks([P.TaskRecord(1, b"f", memoryview(held), None, None)]))
+    wire = P.encode(P.Tasks([P.TaskRecord(1, b"f", P.OutOfBand(b"head", (memoryview(held),)), None, None)]))
     held[:5] = b"later"  # the frame's buffer is the argument's memory, not a copy of it
-    assert P.decode(flat(wire)).tasks[0].rest[:5] == b"later"
+    assert P.decode(flat(wire)).tasks[0].rest.buffers[0][:5] == b"later"
+
+
+def test_an_out_of_band_value_is_never_pickled_in_band():
+    with pytest.raises(TypeError):
+        pickle.dumps(P.OutOfBand(b"x"))
 
 
 def test_a_large_results_frame_is_its_kind_and_its_pickle():
@@ -121,6 +129,7 @@ def test_a_large_results_frame_is_its_kind_and_its_pickle():
     b"T" + struct.pack(">IQQ", 1, 0, 5) + b"abc",  # a buffer longer than what is left
     b"T" + struct.pack(">IQQ", 0, 1, 5) + b".xx",  # bytes after the last buffer
     b"T\x00",
+    b"T" + struct.pack(">IQ", 0, 12) + pickle.dumps([(1, b"f", ("head", []), None, None)])[:12],  # a head not bytes
 ])
 def test_a_malformed_frame_with_buffers_is_refused(data):
     with pytest.raises(P.ProtocolError):

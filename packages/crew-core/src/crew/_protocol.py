@@ -20,11 +20,12 @@ controller -> worker                      worker -> controller
                                             Started   >q id (a task still running 1 ms after it began)
 
 A Tasks or Results frame whose pickle is large is sent as two pieces (its kind byte, its pickle),
-never joined. A task's serialized arguments held as a ``memoryview`` (OUT_OF_BAND bytes or more,
-see :mod:`crew._serial`) travel out of band, as pickle protocol 5 buffers never copied into the
-frame: such a frame is ``T``, the number of buffers, the lengths of the pickle and of each buffer,
-the pickle, then the buffers; the worker unpickles it with views of those buffers, so each task's
-``rest`` is a view of the frame (:func:`decode` accepts a ``memoryview``).
+never joined. A task's large serialized arguments are an :class:`OutOfBand` (see
+:mod:`crew._serial`): a pickle and the buffers it refers to, the user's own ``bytes`` objects.
+They travel as pickle protocol 5 out-of-band buffers, never copied into the frame: such a frame is
+``T``, the number of buffers, the lengths of the pickle and of each buffer, the pickle, then the
+buffers; the worker unpickles it with views of those buffers, so a task's ``rest`` there is an
+OutOfBand of views of the frame (:func:`decode` accepts a ``memoryview``).
 
 NNG's polyamorous pair socket drops a frame sent to a pipe that is still writing the previous
 one, so the controller keeps at most one unacknowledged frame per worker (see
@@ -47,7 +48,7 @@ __all__ = [
     "VERSION", "NONCE_BYTES", "MAX_HELLO_BYTES", "STATUSES", "ProtocolError",
     "TaskRecord", "ResultRecord", "Challenge", "Hello", "Welcome", "Tasks", "Cancel", "Quit", "Ping",
     "Pong", "Ack", "Results", "Returned", "Goodbye", "Started", "Frame",
-    "encode", "decode", "decode_hello", "mac", "verify", "worker_nonce", "OUT_OF_BAND",
+    "encode", "decode", "decode_hello", "mac", "verify", "worker_nonce", "OUT_OF_BAND", "OutOfBand",
 ]
 
 VERSION = 2
@@ -56,7 +57,7 @@ MAX_HELLO_BYTES = 4096
 PICKLE_PROTOCOL = 5
 STATUSES = frozenset({"success", "error", "crash", "cancel", "timeout"})
 OUT_OF_BAND = 2**16
-"""A serialized value this long is held as a memoryview and travels out of band, not copied."""
+"""A buffer this long travels out of band (in an :class:`OutOfBand`), not copied into a frame."""
 _PIECES = 2**16  # a pickle this long is sent after its kind byte as a piece of its own
 
 _CHALLENGE, _WELCOME, _TASKS, _CANCEL, _QUIT, _PING = b"c", b"w", b"t", b"x", b"q", b"p"
@@ -74,9 +75,51 @@ class TaskRecord(NamedTuple):
 
     id: int
     command: bytes  # the serialized callable or string of code
-    rest: bytes | memoryview | None  # serialized (args, kwargs, data, globals), or None when all are empty
+    rest: bytes | OutOfBand | None  # serialized (args, kwargs, data, globals), or None when all are empty
     seed: int | None
     timeout: float | None
+
+
+class OutOfBand:
+    """A task's serialized arguments that travel out of band: a pickle (``head``) and the buffers
+    it refers to (pickle protocol 5), never copied into a frame. ``len()`` is their size. Never
+    pickled in band (that raises TypeError): :func:`encode` sends its pieces as they are."""
+
+    __slots__ = ("head", "buffers", "size")
+
+    def __init__(self, head: Buffer, buffers: tuple[Buffer, ...] = ()):
+        self.head = head
+        self.buffers = buffers
+        self.size = len(head) + sum(map(len, buffers))
+
+    @classmethod
+    def received(cls, value: Any) -> OutOfBand:
+        """One from what a frame carried: (the head, [views of its buffers])."""
+        if not (type(value) is tuple and len(value) == 2 and type(value[1]) is list
+                and all(type(item) in (bytes, memoryview) for item in (value[0], *value[1]))):
+            raise ProtocolError("malformed task record")
+        return cls(value[0], tuple(value[1]))
+
+    def lent(self) -> tuple[Any, list[pickle.PickleBuffer]]:
+        """What a frame carries: the head (out of band too when large) and the buffers."""
+        head = self.head
+        return (pickle.PickleBuffer(head) if len(head) >= OUT_OF_BAND else bytes(head),
+                [pickle.PickleBuffer(buffer) for buffer in self.buffers])
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __eq__(self, other: object) -> bool:
+        return (type(other) is OutOfBand and self.head == other.head and len(self.buffers) == len(other.buffers)
+                and all(mine == theirs for mine, theirs in zip(self.buffers, other.buffers)))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an OutOfBand travels out of band, never pickled in band")
+
+    def __repr__(self) -> str:
+        return f"OutOfBand({self.size} bytes, {len(self.buffers)} buffers)"
 
 
 class ResultRecord(NamedTuple):
@@ -212,7 +255,7 @@ def encode(frame: Frame) -> Wire:
         rows = [tuple(task) for task in frame.tasks]
         try:
             return _pieces(_TASKS, pickle.dumps(rows, PICKLE_PROTOCOL))
-        except TypeError:  # a value held as a memoryview (never pickled in band): out of band
+        except TypeError:  # an OutOfBand (never pickled in band)
             return _out_of_band(_TASKS_BUFFERS, rows)
     if type(frame) is Results:
         return _pieces(_RESULTS, pickle.dumps([tuple(row) for row in frame.results], PICKLE_PROTOCOL))
@@ -241,11 +284,10 @@ def _pieces(kind: bytes, body: bytes) -> Wire:
 
 
 def _out_of_band(kind: bytes, rows: list[tuple[Any, ...]]) -> Wire:
-    """``kind``, the counts, the pickle of task ``rows`` and, after it, each ``rest`` held as a
-    memoryview as a buffer of its own (views: nothing copied)."""
+    """``kind``, the counts, the pickle of task ``rows`` and, after it, the buffers of each
+    OutOfBand ``rest`` (views: nothing copied)."""
     buffers: list[pickle.PickleBuffer] = []
-    rows = [row if type(row[2]) is not memoryview else (*row[:2], pickle.PickleBuffer(row[2]), *row[3:])
-            for row in rows]
+    rows = [row if type(row[2]) is not OutOfBand else (*row[:2], row[2].lent(), *row[3:]) for row in rows]
     body = pickle.dumps(rows, PICKLE_PROTOCOL, buffer_callback=buffers.append)
     views = [buffer.raw() for buffer in buffers]
     head = kind + _COUNTS.pack(len(views), len(body)) + struct.pack(f">{len(views)}Q", *map(len, views))
@@ -326,7 +368,11 @@ def _decode_tasks(data: Buffer) -> Tasks:
 
 
 def _decode_tasks_buffers(data: Buffer) -> Tasks:
-    return _tasks(_unpickle_with_buffers(data))
+    rows = _unpickle_with_buffers(data)
+    if type(rows) is not list:
+        raise ProtocolError("malformed tasks frame")
+    return _tasks([row if type(row) is not tuple or len(row) != 5 or type(row[2]) is not tuple else
+                   (*row[:2], OutOfBand.received(row[2]), *row[3:]) for row in rows])
 
 
 def _tasks(rows: Any) -> Tasks:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 
 from .. import validate
+from .._protocol import OutOfBand
 from .._serial import Serializer
 from ..errors import SettingError
 from .shipping import ByValueCache
@@ -100,7 +101,7 @@ class Intake:
                 tasks.append(self.task(command, (), values, None, globals_, name, index_seed, seconds_timeout, blob))
         return tasks
 
-    def _rest(self, parts: tuple[Any, ...]) -> Union[bytes, memoryview]:
+    def _rest(self, parts: tuple[Any, ...]) -> Union[bytes, OutOfBand]:
         try:
             return self.serializer.dumps_arguments(parts)
         except Exception:

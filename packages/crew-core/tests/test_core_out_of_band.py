@@ -20,7 +20,7 @@ def through_a_frame(rest):
 
 def test_a_large_bytes_argument_is_lent_not_copied():
     payload = os.urandom(P.OUT_OF_BAND)
-    rest = Serializer().dumps_plain(((payload, 7), None, None, None))
+    rest = Serializer().dumps_arguments(((payload, 7), None, None, None))
     assert type(rest) is P.OutOfBand and len(rest.buffers) == 1 and rest.buffers[0].obj is payload
     assert len(rest.head) < 200 and len(rest) > P.OUT_OF_BAND
     args, kwargs, data, globals_ = Serializer().loads_arguments(through_a_frame(rest))
@@ -45,7 +45,7 @@ def test_what_can_change_is_copied_when_pushed(make):
 
 
 def test_small_arguments_stay_plain_bytes_and_large_pickles_are_held_whole():
-    assert type(Serializer().dumps_plain(((1, b"x"), None, None, None))) is bytes
+    assert type(Serializer().dumps_arguments(((1, b"x"), None, None, None))) is bytes
     rest = Serializer().dumps_arguments((("x" * P.OUT_OF_BAND,), None, None, None))
     assert type(rest) is P.OutOfBand and rest.buffers == ()
     assert Serializer().loads_arguments(through_a_frame(rest))[0] == ("x" * P.OUT_OF_BAND,)
@@ -57,3 +57,14 @@ def test_a_custom_serializer_gets_bytes_back():
     rest = serializer.dumps_arguments(((payload,), None, None, None))
     assert type(rest) is P.OutOfBand and rest.buffers == ()
     assert serializer.loads_arguments(through_a_frame(rest))[0] == (payload,)
+
+
+def test_a_push_with_a_large_bytes_argument_takes_the_lending_path():
+    from crew._controller.intake import Intake
+
+    intake = Intake(Serializer())
+    intake.command_bytes(len)  # cached: the quick path applies
+    assert type(intake.quick(len, (b"small",), None).rest) is bytes
+    assert intake.quick(len, (bytes(P.OUT_OF_BAND),), None) is None  # to the full path, which lends it
+    task = intake.task(len, (bytes(P.OUT_OF_BAND),))
+    assert type(task.rest) is P.OutOfBand and len(task.rest.buffers) == 1 and task.size > P.OUT_OF_BAND

@@ -149,16 +149,13 @@ class Serializer:
             return pickle.dumps(value, PROTOCOL)
         return self._deep(value)
 
-    def dumps_plain(self, value: Any) -> Union[bytes, OutOfBand]:
-        """A task's ``(args, None, None, None)`` that the caller knows are plain data (scalars):
-        with the default serializer, plain pickle without the check; with a custom one, that
-        serializer. An OutOfBand when they are large (see the module docstring)."""
-        if self.module is not None:
-            return _held(self._deep(value))
-        for item in value[0]:
-            if type(item) is bytes and len(item) >= OUT_OF_BAND:
-                return self._lend(_lent(value))
-        return _held(pickle.dumps(value, PROTOCOL))
+    def dumps_plain(self, value: Any) -> bytes:
+        """Bytes for a value the caller knows is plain data (scalars in a tuple): with the default
+        serializer, plain pickle without the check; with a custom one, that serializer. (Large
+        ``bytes`` arguments never come here: :meth:`dumps_arguments` lends them.)"""
+        if self.module is None:
+            return pickle.dumps(value, PROTOCOL)
+        return self._deep(value)
 
     def dumps_arguments(self, value: tuple[Any, ...]) -> Union[bytes, OutOfBand]:
         """:meth:`dumps` for a task's ``(args, kwargs, data, globals)``: an OutOfBand when they

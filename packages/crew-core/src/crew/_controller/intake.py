@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 
 from .. import validate
-from .._protocol import OutOfBand
+from .._protocol import OUT_OF_BAND, OutOfBand
 from .._serial import Serializer
 from ..errors import SettingError
 from .shipping import ByValueCache
@@ -24,7 +24,7 @@ from .task import Task
 
 __all__ = ["Intake"]
 
-_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+_SCALARS = frozenset({int, float, str, bool, type(None)})  # and bytes under OUT_OF_BAND: see quick()
 _CACHE_MAX = 256
 
 
@@ -51,8 +51,8 @@ class Intake:
                 return None
             blob, shown = shipped
         for value in args:
-            if type(value) not in _SCALARS:
-                return None
+            if type(value) not in _SCALARS and (type(value) is not bytes or len(value) >= OUT_OF_BAND):
+                return None  # a large bytes argument is lent, not pickled: see Serializer.dumps_arguments
         return Task(name, shown, blob, self._plain((args, None, None, None)) if args else None)
 
     def task(self, command: Any, args: Sequence[Any] = (), kwargs: Optional[Mapping[str, Any]] = None,

@@ -9,13 +9,20 @@ A relay that passed the handshake through can read a plain connection but cannot
 replay or reorder frames; the welcome is the controller's first sealed frame, so a worker knows
 its controller holds the secret before it unpickles anything.
 
-Tags: keyed BLAKE2b for frames under 64 KiB (fastest for small frames), HMAC-SHA256 above
-(hardware SHA-256 is faster for large ones), both cut to 16 bytes; the length picks, on both sides.
+Tags: keyed BLAKE2b for frames under 64 KiB (fastest for small frames); above, Poly1305 (from
+``cryptography``, about 3 times as fast as HMAC-SHA256 on large frames, and it releases the GIL)
+under a key of the frame's own, keyed BLAKE2b of its sequence number under the direction's key:
+a sender never numbers two frames alike, so no Poly1305 key tags two messages. Both are 16 bytes;
+the length picks, on both sides.
 
 The controller accepts raw frames of at most :data:`PART_BYTES` (plus the seal), so a peer that
 has not authenticated can make it hold little; an authenticated worker sends a larger sealed frame
 as parts (``m`` + piece, ..., ``e`` + last piece) that :meth:`Session.open` joins, up to the
 controller's ``max_frame_bytes``.
+
+Large frames are never joined to be sealed or sent: :meth:`Session.seal_pieces` tags a frame given
+as pieces (hashing piece by piece), :func:`parts` cuts pieces into parts as views, and
+:meth:`Session.open` hands back a large frame as a view of what arrived, not a copy.
 """
 
 from __future__ import annotations
@@ -23,9 +30,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from typing import Optional
+from collections.abc import Iterable
+from typing import Optional, Union
 
-__all__ = ["TAG_BYTES", "SEAL_BYTES", "PART_BYTES", "ChannelError", "Session", "hello_mac", "parts", "part_bytes"]
+__all__ = ["TAG_BYTES", "SEAL_BYTES", "PART_BYTES", "ChannelError", "Session", "hello_mac", "parts", "part_bytes",
+           "Buffer", "Wire", "flat"]
+
+Buffer = Union[bytes, memoryview]
+Wire = Union[bytes, list[Buffer]]
+"""What goes out as one NNG message: its bytes, or its pieces in order (joined by NNG's own copy)."""
 
 TAG_BYTES = 16
 SEAL_BYTES = 8 + TAG_BYTES  # sequence number + tag, after the frame
@@ -34,6 +47,7 @@ _SMALL = 2**16
 _GIL_FREE = 2047  # the largest piece hashlib hashes without letting go of the GIL
 _SEQ = struct.Struct(">Q")
 _PART, _END = b"m", b"e"
+_ONE_TIME = b"crew poly1305"
 
 
 class ChannelError(ValueError):
@@ -49,7 +63,7 @@ def _key(secret: str, label: bytes, challenge: bytes, nonce: bytes, controller: 
     return hmac.new(secret.encode(), label + challenge + nonce + controller.encode(), hashlib.sha256).digest()
 
 
-def _tag(key: bytes, frame: bytes, trailer: bytes) -> bytes:
+def _tag(key: bytes, frame: Buffer, trailer: Buffer) -> bytes:
     if len(frame) < _SMALL:
         # Fed in pieces under 2 KiB: hashlib lets go of the GIL for a larger piece, and taking it
         # back can wait a whole switch interval (5 ms) while another thread runs Python (a caller
@@ -63,9 +77,34 @@ def _tag(key: bytes, frame: bytes, trailer: bytes) -> bytes:
                 small.update(view[start:start + _GIL_FREE])
         small.update(trailer)
         return small.digest()
-    large = hmac.new(key, frame, hashlib.sha256)
-    large.update(trailer)
-    return large.digest()[:TAG_BYTES]
+    return _tag_large(key, (frame,), trailer)
+
+
+def _tag_pieces(key: bytes, pieces: list[Buffer], size: int, trailer: bytes) -> bytes:
+    """:func:`_tag` of the pieces' concatenation (``size`` bytes), hashed piece by piece."""
+    if size >= _SMALL:
+        return _tag_large(key, pieces, trailer)
+    tag = hashlib.blake2b(key=key, digest_size=TAG_BYTES)
+    for piece in pieces:
+        tag.update(piece)
+    tag.update(trailer)
+    return tag.digest()
+
+
+def _tag_large(key: bytes, pieces: Iterable[Buffer], trailer: Buffer) -> bytes:
+    """Poly1305 under a key of this frame's own: keyed BLAKE2b of its sequence number."""
+    from cryptography.hazmat.primitives.poly1305 import Poly1305
+
+    tag = Poly1305(hashlib.blake2b(trailer, key=key, digest_size=32, person=_ONE_TIME).digest())
+    for piece in pieces:
+        tag.update(piece)
+    tag.update(trailer)
+    return tag.finalize()
+
+
+def flat(wire: Wire) -> bytes:
+    """The bytes of a frame given as bytes or pieces (what the receiver gets)."""
+    return wire if isinstance(wire, bytes) else b"".join(wire)
 
 
 class Session:
@@ -82,7 +121,7 @@ class Session:
         self._out, self._in = (down, up) if controller else (up, down)
         self._sent = 0
         self._received = -1  # the welcome is number 0
-        self._held: list[bytes] = []  # parts of a frame being received
+        self._held: list[memoryview] = []  # parts of a frame being received
         self._size = 0
         self.limit = limit  # the largest joined frame accepted (0: no limit)
 
@@ -92,9 +131,17 @@ class Session:
         self._sent += 1
         return frame + trailer + _tag(self._out, frame, trailer)
 
-    def open(self, data: bytes) -> Optional[bytes]:
+    def seal_pieces(self, pieces: list[Buffer]) -> list[Buffer]:
+        """A frame given as pieces (byte-format buffers), sealed: the pieces, then its sequence
+        number and tag; nothing is copied."""
+        trailer = _SEQ.pack(self._sent)
+        self._sent += 1
+        size = sum(map(len, pieces))
+        return [*pieces, trailer + _tag_pieces(self._out, pieces, size, trailer)]
+
+    def open(self, data: Buffer) -> Optional[Buffer]:
         """The frame inside sealed ``data``; None for a part of a larger frame (held until its
-        end). Raises :class:`ChannelError`."""
+        end). A large frame comes back as a view of ``data``. Raises :class:`ChannelError`."""
         kind = data[:1]
         if kind == _PART or kind == _END:
             data = self._part(data)
@@ -102,6 +149,8 @@ class Session:
                 return None
         if len(data) < SEAL_BYTES + 1:
             raise ChannelError("a frame too short to carry a seal")
+        if len(data) > _SMALL and type(data) is bytes:
+            data = memoryview(data)  # the frame is a view, not a copy
         frame, trailer, tag = data[:-SEAL_BYTES], data[-SEAL_BYTES:-TAG_BYTES], data[-TAG_BYTES:]
         if not hmac.compare_digest(_tag(self._in, frame, trailer), tag):
             raise ChannelError("a frame with a wrong tag (altered, or not from the peer that authenticated)")
@@ -111,11 +160,11 @@ class Session:
         self._received = number
         return frame
 
-    def _part(self, data: bytes) -> bytes:
+    def _part(self, data: Buffer) -> bytes:
         self._size += len(data) - 1
         if self.limit and self._size > self.limit + SEAL_BYTES:
             raise ChannelError(f"a frame in parts larger than max_frame_bytes ({self.limit})")
-        self._held.append(data[1:])
+        self._held.append(memoryview(data)[1:])  # a view: the one copy is the join
         if data[:1] == _PART:
             return b""
         whole = b"".join(self._held)
@@ -129,10 +178,24 @@ def part_bytes(max_frame_bytes: int) -> int:
     return PART_BYTES if not max_frame_bytes else min(PART_BYTES, max_frame_bytes + SEAL_BYTES)
 
 
-def parts(sealed: bytes, size: int = PART_BYTES) -> list[bytes]:
-    """Raw frames that carry ``sealed``: itself when it fits in ``size``, else its parts."""
-    if len(sealed) <= size:
+def parts(sealed: Wire, size: int = PART_BYTES) -> list[Wire]:
+    """Raw frames that carry ``sealed``: itself when it fits in ``size``, else its parts, each a
+    kind byte and views of the pieces (nothing is copied)."""
+    pieces: list[Buffer] = [sealed] if isinstance(sealed, bytes) else sealed
+    if sum(map(len, pieces)) <= size:
         return [sealed]
-    view = memoryview(sealed)
-    pieces = [view[start:start + size] for start in range(0, len(sealed), size)]
-    return [_PART + bytes(piece) for piece in pieces[:-1]] + [_END + bytes(pieces[-1])]
+    raw: list[list[Buffer]] = []
+    current: list[Buffer] = [_PART]
+    room = size
+    for piece in pieces:
+        view = memoryview(piece)
+        while view:
+            current.append(view[:room])
+            room -= len(current[-1])
+            view = view[len(current[-1]):]
+            if not room:
+                raw.append(current)
+                current, room = [_PART], size
+    last = current if len(current) > 1 else raw.pop()
+    last[0] = _END
+    return [*raw, last]

@@ -136,7 +136,7 @@ class Runner:
 
     def _call(self, task: TaskRecord, scratch: bool) -> tuple[Any, Optional[Callable[[], None]]]:
         command = self.commands.known(task.command) or self.commands.get(task.command, self.serializer)
-        args, kwargs, data, globals_ = self.serializer.loads(task.rest) if task.rest else ((), None, None, None)
+        args, kwargs, data, globals_ = self.serializer.loads_arguments(task.rest) if task.rest else ((), None, None, None)
         if task.seed is not None:
             seed(task.seed)
         restore = None

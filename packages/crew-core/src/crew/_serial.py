@@ -1,11 +1,20 @@
-"""Serialization of tasks and results: cloudpickle, with a fast path for plain data."""
+"""Serialization of tasks and results: cloudpickle, with a fast path for plain data.
+
+A task's large serialized arguments are an :class:`crew._protocol.OutOfBand`, which frames carry
+out of band: with the default serializer, each ``bytes`` argument (or keyword, data or global
+value) of OUT_OF_BAND bytes or more is not even copied into the pickle, but lent as a pickle
+protocol 5 buffer (a ``bytes`` object cannot change, so the task still gets what was pushed); any
+other large pickle is sent as it is, never copied again. A worker copies a lent buffer once, into
+the ``bytes`` its task receives."""
 
 from __future__ import annotations
 
 import importlib
 import pickle
 import types
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
+
+from ._protocol import OUT_OF_BAND, OutOfBand
 
 _PLAIN = (int, float, str, bytes, bool, type(None), complex)
 PROTOCOL = 5
@@ -77,6 +86,47 @@ class _Chained:
 _CHAIN_MAX = 16  # links of an exception's cause/context chain sent back
 
 
+class _Lent:
+    """A large ``bytes`` argument: pickled as ``bytes(buffer)`` with its buffer out of band."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        return bytes, (pickle.PickleBuffer(self.data),)
+
+
+def _lend(value: Any) -> Any:
+    return _Lent(value) if type(value) is bytes and len(value) >= OUT_OF_BAND else value
+
+
+def _lent(parts: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``(args, kwargs, data, globals)`` with each large ``bytes`` in args or as a value of the
+    others wrapped to be lent; ``parts`` itself when there is none."""
+    args, maps = parts[0], parts[1:]
+    lent_maps: list[Optional[dict[str, Any]]] = [
+        None if values is None else {key: _lend(item) for key, item in values.items()} for values in maps]
+    lent_args = tuple(map(_lend, args))
+    lent = (lent_args, *lent_maps)
+    found = any(type(item) is _Lent for item in lent_args) or any(
+        type(item) is _Lent for values in lent_maps if values for item in values.values())
+    return lent if found else parts
+
+
+def _held(data: bytes) -> Union[bytes, OutOfBand]:
+    return data if len(data) < OUT_OF_BAND else OutOfBand(data)
+
+
+def _bytes_in(loads: Callable[[bytes], Any]) -> Callable[[Union[bytes, memoryview]], Any]:
+    """A custom serializer's ``loads`` that is also given a view (copied to bytes for it)."""
+    def loads_bytes(data: Union[bytes, memoryview]) -> Any:
+        return loads(bytes(data) if type(data) is memoryview else data)
+
+    return loads_bytes
+
+
 class Serializer:
     """Turns objects into bytes and back; ``module`` names a module with ``dumps``/``loads``
     (None: cloudpickle). The same module must be importable on the workers."""
@@ -87,11 +137,11 @@ class Serializer:
             import cloudpickle
 
             self._deep: Callable[[Any], bytes] = lambda value: cloudpickle.dumps(value, protocol=PROTOCOL)
-            self.loads: Callable[[bytes], Any] = pickle.loads
+            self.loads: Callable[[Union[bytes, memoryview]], Any] = pickle.loads
         else:
             imported = importlib.import_module(module)
             self._deep = imported.dumps
-            self.loads = imported.loads
+            self.loads = _bytes_in(imported.loads)
 
     def dumps(self, value: Any) -> bytes:
         """Bytes for a value: plain pickle for plain data, the full serializer otherwise."""
@@ -101,10 +151,45 @@ class Serializer:
 
     def dumps_plain(self, value: Any) -> bytes:
         """Bytes for a value the caller knows is plain data (scalars in a tuple): with the default
-        serializer, plain pickle without the check; with a custom one, that serializer."""
+        serializer, plain pickle without the check; with a custom one, that serializer. (Large
+        ``bytes`` arguments never come here: :meth:`dumps_arguments` lends them.)"""
         if self.module is None:
             return pickle.dumps(value, PROTOCOL)
         return self._deep(value)
+
+    def dumps_arguments(self, value: tuple[Any, ...]) -> Union[bytes, OutOfBand]:
+        """:meth:`dumps` for a task's ``(args, kwargs, data, globals)``: an OutOfBand when they
+        are large (see the module docstring)."""
+        if self.module is None:
+            lent = _lent(value)
+            if lent is not value:
+                return self._lend(lent)
+        return _held(self.dumps(value))
+
+    def _lend(self, value: Any) -> OutOfBand:
+        """``value``, its lent ``bytes`` sent as buffers: only those, others are copied in band."""
+        buffers: list[memoryview] = []
+
+        def lend(buffer: pickle.PickleBuffer) -> bool:
+            view = buffer.raw()
+            if type(view.obj) is not bytes:
+                return True  # in band: a copy of what was pushed, even if it changes later
+            buffers.append(view)
+            return False
+
+        if _plain(value):
+            head = pickle.dumps(value, PROTOCOL, buffer_callback=lend)
+        else:
+            import cloudpickle
+
+            head = cloudpickle.dumps(value, protocol=PROTOCOL, buffer_callback=lend)
+        return OutOfBand(head, tuple(buffers))
+
+    def loads_arguments(self, rest: Union[bytes, OutOfBand]) -> Any:
+        """A task's arguments back from :meth:`dumps_plain` or :meth:`dumps_arguments` (or a frame)."""
+        if isinstance(rest, OutOfBand):
+            return pickle.loads(rest.head, buffers=rest.buffers) if rest.buffers else self.loads(rest.head)
+        return self.loads(rest)
 
     def dumps_exception(self, exception: BaseException) -> bytes:
         """Bytes for an exception with its ``__cause__`` and ``__context__`` chain; the exception

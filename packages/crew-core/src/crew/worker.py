@@ -25,17 +25,18 @@ from typing import Any, NoReturn, Optional, Union
 import pynng
 
 from . import _protocol as P
-from ._channel import PART_BYTES, ChannelError, Session, part_bytes, parts
+from ._channel import PART_BYTES, Buffer, ChannelError, Session, Wire, part_bytes, parts
 from ._execute import FRAME_ROOM, Interrupted, Runner
 from ._metrics import METRICS_SECONDS
 from ._secret_file import note_failure, writer_gone
 from ._serial import Serializer
+from ._wire import receive, send
 
 __all__ = ["main", "Worker"]
 
 _MARK_AFTER = 0.001  # seconds a task runs before the worker reports it as started
 
-Outgoing = Union[bytes, P.ResultRecord]  # what the sender thread sends: a frame, or a result to batch
+Outgoing = Union[Wire, P.ResultRecord]  # what the sender thread sends: a frame, or a result to batch
 
 
 class Worker:
@@ -116,7 +117,7 @@ class Worker:
     def _receive(self) -> None:
         while True:
             try:
-                data = self.socket.recv()
+                data = receive(self.socket)  # a large frame: a view of NNG's buffer, not a copy
             except pynng.exceptions.Closed:
                 return
             frame = self._open(data)
@@ -134,13 +135,13 @@ class Worker:
             else:
                 self._control(frame)
 
-    def _open(self, data: bytes) -> Optional[P.Frame]:
+    def _open(self, data: Buffer) -> Optional[P.Frame]:
         """The frame in ``data``, once the controller has proved it holds the secret; None for
         the handshake's own frames and for what comes before any challenge."""
         session = self.session
         if not self.welcomed.is_set():
             if data[:1] == b"c" and len(data) == 1 + P.NONCE_BYTES:
-                self._answer(data[1:])
+                self._answer(bytes(data[1:]))
                 return None
             if session is None:
                 _log("ignored a frame that came before any challenge")
@@ -168,11 +169,16 @@ class Worker:
                         P.mac(self.secret, challenge, nonce, ident), nonce.hex())
         self.socket.send(P.encode(hello))
 
-    def _transmit(self, frame: bytes) -> None:
-        """Seal and send one frame (in parts when it is larger than the controller reads at once)."""
+    def _transmit(self, frame: Wire) -> None:
+        """Seal and send one frame, bytes or pieces (in parts when it is larger than the controller
+        reads at once)."""
         with self.seal_lock:
-            for raw in parts(self.session.seal(frame), self.part):  # type: ignore[union-attr]
-                self.socket.send(raw)
+            session: Session = self.session  # type: ignore[assignment]
+            if type(frame) is bytes and len(frame) < self.part:
+                self.socket.send(session.seal(frame))
+                return
+            for raw in parts(session.seal(frame) if isinstance(frame, bytes) else session.seal_pieces(frame), self.part):
+                send(self.socket, raw)
 
     def _control(self, frame: P.Frame) -> None:
         """Handle a frame other than Tasks."""

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any, Callable, Optional
 
 from .. import _protocol as P
+from .._channel import Wire
 from . import dispatch
 from .recovery import recover
 from .task import Task
@@ -57,14 +58,14 @@ class Seat:
         self.marked: Optional[int] = None  # the task it last reported as started
         self.heard = now  # when it last sent a frame
         self.inflight = False  # a frame sent to it and not yet acknowledged
-        self.pending: collections.deque[bytes] = collections.deque()  # frames waiting for that ack
+        self.pending: collections.deque[Wire] = collections.deque()  # frames waiting for that ack
         self.session: Any = None  # its crew._channel.Session: seals what it is sent, opens what it sends
 
     def __repr__(self) -> str:
         return f"Seat({self.id!r}, holds={len(self.outstanding)})"
 
 
-Transmit = Callable[[Seat, bytes], bool]
+Transmit = Callable[[Seat, Wire], bool]
 
 
 class Board:
@@ -108,13 +109,16 @@ class Board:
             self._send_tasks(seat, [task], self.queue)
 
     # ------------------------------------------------------------------ sending
-    def send(self, seat: Seat, frame: bytes) -> bool:
-        """Send a frame, or hold it until the worker acknowledges the one in flight (NNG's
-        polyamorous pair drops a frame sent to a pipe that is still busy)."""
+    def send(self, seat: Seat, frame: Wire) -> bool:
+        """Send a frame (bytes, or pieces), or hold it until the worker acknowledges the one in
+        flight (NNG's polyamorous pair drops a frame sent to a pipe that is still busy)."""
         if seat.inflight:
             seat.pending.append(frame)
             return True
-        if not self.transmit(seat, frame if seat.session is None else seat.session.seal(frame)):
+        session = seat.session
+        if session is not None:
+            frame = session.seal(frame) if type(frame) is bytes else session.seal_pieces(frame)
+        if not self.transmit(seat, frame):
             return False
         seat.inflight = True
         self.idle.pop(seat.key, None)

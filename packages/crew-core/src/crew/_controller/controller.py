@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .. import _secret_file, validate
 from .._serial import Serializer
+from .._wire import Wire, send
 from ..client import Client
 from ..errors import CrewError, SettingError
 from ..launcher import Contact, Launcher, worker_environment
@@ -473,9 +474,9 @@ class Controller:
                 f"workers={self.launcher.workers}, unresolved={self.unresolved()})")
 
 
-def _transmit(seat: Seat, frame: bytes) -> bool:
+def _transmit(seat: Seat, frame: Wire) -> bool:
     try:
-        seat.pipe.send(frame)
+        send(seat.pipe, frame)
         return True
     except Exception as error:
         log.debug("send to %s failed: %s", seat.id, error)

@@ -15,9 +15,10 @@ import functools
 import pickle
 import types
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from .. import validate
+from .._protocol import OUT_OF_BAND, OutOfBand
 from .._serial import PROTOCOL, Serializer
 from ..errors import SettingError
 from .shipping import ByValueCache
@@ -25,7 +26,7 @@ from .task import Task
 
 __all__ = ["Intake"]
 
-_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+_SCALARS = frozenset({int, float, str, bool, type(None)})  # and bytes under OUT_OF_BAND: see quick()
 _CACHE_MAX = 256
 
 
@@ -54,8 +55,8 @@ class Intake:
                 return None
             blob, shown = shipped
         for value in args:
-            if type(value) not in _SCALARS:
-                return None
+            if type(value) not in _SCALARS and (type(value) is not bytes or len(value) >= OUT_OF_BAND):
+                return None  # a large bytes argument is lent, not pickled: see Serializer.dumps_arguments
         return Task(name, shown, blob, self._plain((args, None, None, None)) if args else None)
 
     def task(self, command: Any, args: Sequence[Any] = (), kwargs: Optional[Mapping[str, Any]] = None,
@@ -104,9 +105,9 @@ class Intake:
                 tasks.append(self.task(command, (), values, None, globals_, name, index_seed, seconds_timeout, blob))
         return tasks
 
-    def _rest(self, parts: tuple[Any, ...]) -> bytes:
+    def _rest(self, parts: tuple[Any, ...]) -> Union[bytes, OutOfBand]:
         try:
-            return self.serializer.dumps(parts)
+            return self.serializer.dumps_arguments(parts)
         except Exception:
             for label, part in zip(("args", "kwargs", "data", "globals"), parts):
                 try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from .._protocol import TaskRecord
+from .._protocol import OutOfBand, TaskRecord
 from ..results import Result
 
 _new = tuple.__new__  # a named tuple from its fields, without its slower constructor
@@ -25,7 +25,7 @@ class Task:
     __slots__ = ("id", "name", "command", "blob", "rest", "seed", "timeout", "crashes", "callback", "on_start", "suspect",
                  "size")
 
-    def __init__(self, name: Optional[str], command: str, blob: bytes, rest: Optional[bytes],
+    def __init__(self, name: Optional[str], command: str, blob: bytes, rest: Optional[bytes | OutOfBand],
                  seed: Optional[int] = None, timeout: Optional[float] = None):
         self.id = 0  # set when the result store reserves the task's name
         self.name = name

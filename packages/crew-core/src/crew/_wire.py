@@ -1,0 +1,61 @@
+"""NNG messages to and from frames, without a copy in Python.
+
+A frame given as pieces (see :mod:`crew._channel`) goes out as one NNG message that NNG fills piece
+by piece (the one copy between a Python object and the socket). A large message comes in as a
+read-only view of NNG's own buffer, freed when the last view of it goes, so a task's argument is
+copied once on a worker: into the object its task receives.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import pynng
+from pynng import ffi, lib
+from pynng.exceptions import check_err
+
+from ._channel import Buffer, Wire
+
+__all__ = ["LARGE", "Wire", "send", "message", "receive"]
+
+LARGE = 2**16
+"""A message at least this long is received as a view of NNG's buffer, not copied to bytes."""
+
+
+def message(pieces: list[Buffer]) -> pynng.Message:
+    """One NNG message holding the pieces, in order."""
+    held = pynng.Message(b"")
+    body = held._nng_msg
+    check_err(lib.nng_msg_reserve(body, sum(map(len, pieces))))
+    for piece in pieces:
+        if piece:
+            check_err(lib.nng_msg_append(body, ffi.from_buffer(piece), len(piece)))
+    return held
+
+
+def send(target: Union[pynng.Socket, pynng.Pipe], wire: Wire) -> None:
+    """Send a frame's bytes or pieces on a socket or a pipe."""
+    if type(wire) is bytes:
+        target.send(wire)
+    else:
+        target.send_msg(message(wire))  # type: ignore[arg-type]
+
+
+def receive(sock: pynng.Socket) -> Buffer:
+    """The next message on ``sock``: bytes, or a read-only view of NNG's buffer when it is LARGE
+    or longer. Raises what :meth:`pynng.Socket.recv` raises."""
+    pointer = ffi.new("nng_msg **")
+    check_err(lib.nng_recvmsg(sock.socket, pointer, 0))
+    nng_msg = pointer[0]
+    size = lib.nng_msg_len(nng_msg)
+    body = ffi.cast("char *", lib.nng_msg_body(nng_msg))
+    if size < LARGE:
+        data: bytes = ffi.unpack(body, size)
+        lib.nng_msg_free(nng_msg)
+        return data
+    owner = ffi.gc(body, _freer(nng_msg))  # views of the buffer keep it alive; the last one frees it
+    return memoryview(ffi.buffer(owner, size)).toreadonly()
+
+
+def _freer(nng_msg: Any) -> Any:
+    return lambda _body: lib.nng_msg_free(nng_msg)

@@ -114,8 +114,9 @@ def test_allot_sends_no_frame_smaller_than_a_batch_unless_the_worker_or_the_queu
 
 def test_short_tasks_fill_few_workers_instead_of_one_task_to_each():
     fast = [FakeSeat(average=0.0) for _ in range(1000)]
-    plan = dispatch.allot(1000, fast)
-    assert [room for _, room in plan] == [256, 256, 256, 232]
+    most = dispatch.MAX_AHEAD
+    plan = dispatch.allot(3 * most + 100, fast)
+    assert [room for _, room in plan] == [most, most, most, 100]
     slow = [FakeSeat(average=0.01) for _ in range(10)]  # 10 ms tasks: one a worker, spread out
     assert [room for _, room in dispatch.allot(10, slow)] == [1] * 10
     fresh = [FakeSeat() for _ in range(10)]  # speed unknown: one each

@@ -20,7 +20,7 @@ from typing import Any, Optional, Protocol, TypeVar
 __all__ = ["MAX_AHEAD", "AHEAD_SECONDS", "BATCH_SECONDS", "MAX_BATCH_BYTES", "ahead_limit", "min_batch",
            "next_average", "ready", "allot", "takers_of_suspects", "victim", "plan_steal"]
 
-MAX_AHEAD = 256
+MAX_AHEAD = 1024
 AHEAD_SECONDS = 0.02
 BATCH_SECONDS = AHEAD_SECONDS / 4
 MAX_BATCH_BYTES = 4 * 2**20

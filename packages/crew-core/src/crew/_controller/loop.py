@@ -27,7 +27,7 @@ from .board import Board, Seat
 from .dispatch import next_average
 from .fleet import Fleet
 from .gate import Gate
-from .outcome import from_record, plain
+from .outcome import from_records, plain
 from .store import ResultStore
 from .task import Task
 from .wakeup import Wakeup
@@ -259,23 +259,15 @@ class Loop:
         done = self.board.results(seat, frame.results)
         if not done:
             return
-        name, loads = self.settings.name, self.settings.loads
+        resolved, totals = from_records(done, seat, self.settings.name, self.settings.loads)
         results, callbacks = self._results, self._callbacks
-        total = 0.0
-        errors = warned = 0
-        for task, record in done:
-            result = from_record(task, record, seat, name, loads)
-            total += result.seconds
-            if result.status != "success":
-                errors += 1
-            if result.warnings:
-                warned += len(result.warnings)
+        for task, result in resolved:
             if task.callback is None:
                 results.append(result)
             else:
                 callbacks.append((task, result))
-        self.fleet.count_results(seat.instance, len(done), total, errors, warned)
-        seat.average = next_average(seat.average, total / len(done))
+        self.fleet.count_results(seat.instance, totals.tasks, totals.seconds, totals.errors, totals.warnings)
+        seat.average = next_average(seat.average, totals.seconds / totals.tasks)
 
     def _goodbye(self, seat: Seat, reason: str) -> None:
         self.board.goodbye(seat, reason)

@@ -11,7 +11,7 @@ from ..results import Result
 from .board import Seat
 from .task import Task
 
-__all__ = ["from_record", "plain", "check", "ERROR_MODES"]
+__all__ = ["from_record", "from_records", "Totals", "plain", "check", "ERROR_MODES"]
 
 ERROR_MODES = ("silent", "warn", "stop")
 
@@ -38,6 +38,47 @@ def from_record(task: Task, record: ResultRecord, seat: Seat, controller: str,
             pass
     return Result(task.name or "", task.command, value, status, error, trace, warned or [], seconds, task.seed,
                   seat.id, seat.pid, seat.host, controller, exception if isinstance(exception, BaseException) else None)
+
+
+class Totals:
+    """What a batch of results adds to its worker's counts."""
+
+    __slots__ = ("tasks", "seconds", "errors", "warnings")
+
+    def __init__(self) -> None:
+        self.tasks = 0
+        self.seconds = 0.0  # run time
+        self.errors = 0  # results other than success
+        self.warnings = 0  # warnings raised
+
+
+def from_records(done: list[tuple[Task, ResultRecord]], seat: Seat, controller: str,
+                 loads: Callable[[bytes], Any]) -> tuple[list[tuple[Task, Result]], Totals]:
+    """:func:`from_record` for a batch of one worker's results (the loop's hot path: a success
+    with a value is built here, anything else by :func:`from_record`), and their totals."""
+    worker, pid, host = seat.id, seat.pid, seat.host
+    totals = Totals()
+    out = []
+    for task, record in done:
+        status, payload, warned, seconds = record[1], record[2], record[5], record[6]
+        if status == "success" and payload is not None and not warned:
+            try:
+                value = loads(payload)
+            except BaseException:  # worker data may raise anything, SystemExit too
+                result = from_record(task, record, seat, controller, loads)
+            else:
+                result = Result(task.name or "", task.command, value, status, None, None, [], seconds, task.seed,
+                                worker, pid, host, controller, None)
+        else:
+            result = from_record(task, record, seat, controller, loads)
+        totals.seconds += seconds
+        if result.status != "success":
+            totals.errors += 1
+        if warned:
+            totals.warnings += len(warned)
+        out.append((task, result))
+    totals.tasks = len(out)
+    return out, totals
 
 
 def plain(task: Task, status: str, error: Optional[str], seat: Optional[Seat], controller: str) -> Result:

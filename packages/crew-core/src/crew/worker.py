@@ -34,6 +34,7 @@ from ._wire import receive, send
 
 __all__ = ["main", "Worker"]
 
+_ACK = P.encode(P.Ack())
 _MARK_AFTER = 0.001  # seconds a task runs before the worker reports it as started
 
 Outgoing = Union[Wire, P.ResultRecord]  # what the sender thread sends: a frame, or a result to batch
@@ -125,15 +126,18 @@ class Worker:
                 continue
             self.heard = time.monotonic()
             kind = type(frame)
-            if kind is not P.Quit:
-                self._transmit(P.encode(P.Ack()))  # the controller sends the next frame only after this
             if kind is P.Tasks:
-                with self.lock:
+                with self.mutex:
                     if self.stopping is None:
                         self.tasks.extend(frame.tasks)  # type: ignore[union-attr]
                         self.lock.notify()
-            else:
-                self._control(frame)
+                # Acknowledged once queued, so the main thread starts the first task while the
+                # acknowledgement goes out (the controller sends the next frame only after it).
+                self._transmit(_ACK)
+                continue
+            if kind is not P.Quit:
+                self._transmit(_ACK)
+            self._control(frame)
 
     def _open(self, data: Buffer) -> Optional[P.Frame]:
         """The frame in ``data``, once the controller has proved it holds the secret; None for

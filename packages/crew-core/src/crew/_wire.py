@@ -42,20 +42,22 @@ def send(target: Union[pynng.Socket, pynng.Pipe], wire: Wire) -> None:
 
 
 def receive(sock: pynng.Socket) -> Buffer:
-    """The next message on ``sock``: bytes, or a read-only view of NNG's buffer when it is LARGE
-    or longer. Raises what :meth:`pynng.Socket.recv` raises."""
-    pointer = ffi.new("nng_msg **")
-    check_err(lib.nng_recvmsg(sock.socket, pointer, 0))
-    nng_msg = pointer[0]
-    size = lib.nng_msg_len(nng_msg)
-    body = ffi.cast("char *", lib.nng_msg_body(nng_msg))
+    """The next message on ``sock``: bytes, or a read-only view of the buffer NNG hands over when
+    it is LARGE or longer. Raises what :meth:`pynng.Socket.recv` raises.
+
+    Two calls into NNG (each lets go of the GIL, which the thread running tasks may then hold for
+    a switch interval): the receive, and freeing the buffer."""
+    pointer = ffi.new("char **")
+    length = ffi.new("size_t *")
+    check_err(lib.nng_recv(sock.socket, pointer, length, lib.NNG_FLAG_ALLOC))
+    body, size = pointer[0], length[0]
     if size < LARGE:
         data: bytes = ffi.unpack(body, size)
-        lib.nng_msg_free(nng_msg)
+        lib.nng_free(body, size)
         return data
-    owner = ffi.gc(body, _freer(nng_msg))  # views of the buffer keep it alive; the last one frees it
+    owner = ffi.gc(body, _freer(size))  # views of the buffer keep it alive; the last one frees it
     return memoryview(ffi.buffer(owner, size)).toreadonly()
 
 
-def _freer(nng_msg: Any) -> Any:
-    return lambda _body: lib.nng_msg_free(nng_msg)
+def _freer(size: int) -> Any:
+    return lambda body: lib.nng_free(body, size)

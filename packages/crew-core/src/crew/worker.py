@@ -126,18 +126,18 @@ class Worker:
                 continue
             self.heard = time.monotonic()
             kind = type(frame)
+            if kind is not P.Quit:
+                # Acknowledged before the tasks are queued: sent after them, the acknowledgement
+                # would hold up the first result (NNG sends one frame at a time on a pipe). The
+                # controller sends the next frame only after it.
+                self._transmit(_ACK)
             if kind is P.Tasks:
                 with self.mutex:
                     if self.stopping is None:
                         self.tasks.extend(frame.tasks)  # type: ignore[union-attr]
                         self.lock.notify()
-                # Acknowledged once queued, so the main thread starts the first task while the
-                # acknowledgement goes out (the controller sends the next frame only after it).
-                self._transmit(_ACK)
-                continue
-            if kind is not P.Quit:
-                self._transmit(_ACK)
-            self._control(frame)
+            else:
+                self._control(frame)
 
     def _open(self, data: Buffer) -> Optional[P.Frame]:
         """The frame in ``data``, once the controller has proved it holds the secret; None for

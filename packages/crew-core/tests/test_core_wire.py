@@ -6,7 +6,6 @@ import gc
 
 import pynng
 import pytest
-
 from crew import _wire
 
 

@@ -73,6 +73,9 @@ class Loop:
         self._moved: list[str] = []  # names of tasks moved to a backup controller this turn
         self._began: list[Task] = []  # tasks reported started this turn, with an on_start callback
         self._next_heartbeat = 0.0
+        # Workers came or went this turn: wake the scaler once what the turn resolved (e.g. the
+        # crash of the task a lost worker held) is published, so it does not launch for it.
+        self._rescale = False
         self._asked: dict[int, float] = {}  # seat key -> since when it has not answered a hand-back request
         self._by_pipe: dict[Any, Seat] = {}  # the seats by their pynng Pipe object (reading pipe.id calls NNG)
         self.now = time.monotonic()
@@ -113,6 +116,9 @@ class Loop:
                 self._publish()
             except BaseException as error:
                 self._failed("error publishing results", error)
+            if self._rescale:
+                self._rescale = False
+                self.settings.want_scale()
 
     def _failed(self, what: str, error: BaseException) -> None:
         """Log an error of the loop and hand it to the user (raised from wait, pop, push)."""
@@ -200,7 +206,7 @@ class Loop:
             self.fleet.count_crash(seat.instance)
         if seat.leaving is None:
             self.fleet.end(seat.instance)
-        self.settings.want_scale()
+        self._rescale = True
 
     def _hello(self, pipe: Any, data: bytes) -> None:
         hello, session, reason = self.gate.hello(pipe, data)
@@ -218,7 +224,7 @@ class Loop:
         if self.board.send(seat, P.encode(P.Welcome(worker_id, self.settings.welcome))):
             self.board.join(seat)  # it gets tasks once it acknowledges the welcome
             self._by_pipe[pipe] = seat
-            self.settings.want_scale()  # a launch backoff ends when a worker dials in
+            self._rescale = True  # a launch backoff ends when a worker dials in
             log.debug("%s: worker %s connected from %s", self.settings.name, worker_id, hello.host)
 
     # ------------------------------------------------------------------ frames
@@ -273,7 +279,7 @@ class Loop:
         self.board.goodbye(seat, reason)
         self.fleet.end(seat.instance)
         self.board.send(seat, P.encode(P.Quit()))
-        self.settings.want_scale()
+        self._rescale = True
 
     # ------------------------------------------------------------------ upkeep
     def _heartbeat(self, now: float) -> None:

@@ -55,7 +55,11 @@ class Scaler:
             if self._backoff(interval):
                 return
             try:
-                self.round()
+                if self.autoscaling:
+                    self.round()
+                else:  # scale() and launch() still launch, from their callers' threads
+                    with self.round_lock:
+                        self.check_launches()
             except BaseException as error:  # surfaced on the user's next call
                 self.report(error)
 

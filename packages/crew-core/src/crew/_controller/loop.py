@@ -76,6 +76,7 @@ class Loop:
         # Workers came or went this turn: wake the scaler once what the turn resolved (e.g. the
         # crash of the task a lost worker held) is published, so it does not launch for it.
         self._rescale = False
+        self._ending: list[Any] = []  # instances of workers lost this turn, ended after publishing
         self._asked: dict[int, float] = {}  # seat key -> since when it has not answered a hand-back request
         self._by_pipe: dict[Any, Seat] = {}  # the seats by their pynng Pipe object (reading pipe.id calls NNG)
         self.now = time.monotonic()
@@ -117,8 +118,17 @@ class Loop:
             except BaseException as error:
                 self._failed("error publishing results", error)
             if self._rescale:
-                self._rescale = False
-                self.settings.want_scale()
+                self._rescaled()
+
+    def _rescaled(self) -> None:
+        """After publishing: end the instances of workers lost this turn, then wake the scaler. In
+        this order the scaler never sees a worker gone while the task it crashed still counts as
+        unresolved (it would launch a worker for a task that needs none)."""
+        self._rescale = False
+        ending, self._ending = self._ending, []
+        for instance in ending:
+            self.fleet.end(instance)
+        self.settings.want_scale()
 
     def _failed(self, what: str, error: BaseException) -> None:
         """Log an error of the loop and hand it to the user (raised from wait, pop, push)."""
@@ -205,7 +215,7 @@ class Loop:
         if crashed:
             self.fleet.count_crash(seat.instance)
         if seat.leaving is None:
-            self.fleet.end(seat.instance)
+            self._ending.append(seat.instance)  # once this turn's results are published
         self._rescale = True
 
     def _hello(self, pipe: Any, data: bytes) -> None:

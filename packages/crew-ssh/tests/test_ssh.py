@@ -23,7 +23,8 @@ SECONDS = 60
 # An ssh in front of the real one: logs its argv (one line), and when each call starts and ends.
 RECORDER = """#!/bin/sh
 log={log}
-{{ printf 'argv '; printf '%s ' "$@" | tr '\\n' ' '; printf '\\n'; }} >> "$log"
+line="argv $(printf '%s ' "$@" | tr '\\n' ' ')"
+printf '%s\\n' "$line" >> "$log"  # one write per line: concurrent calls append whole lines
 printf 'start %s %s\\n' "$$" "$(date +%s.%N)" >> "$log"
 ssh "$@"
 code=$?
@@ -121,16 +122,25 @@ def test_connections_to_one_host_are_bounded(sshd, recorder):
     assert 1 <= _overlap(text) <= 2, text  # never more than the bound (on a busy machine, calls may not overlap)
 
 
-def test_the_bound_can_fail(sshd, recorder):
-    """The overlap count is real: without the bound, the same calls run together."""
+def test_the_bound_can_fail(sshd, recorder, tmp_path):
+    """The overlap count is real: without the bound, the same calls run together.
+
+    Each remote command waits at a barrier (a folder it writes its name into) until all four have
+    arrived, so on a busy machine the calls still overlap, however slowly ssh connects.
+    """
     command, log = recorder
+    arrived = tmp_path / "arrived"
+    arrived.mkdir()
+    barrier = (f"touch {arrived}/$$; n=0; while [ $(ls {arrived} | wc -l) -lt 4 ] && [ $n -lt 600 ]; "
+               "do sleep 0.05; n=$((n+1)); done")
     ssh = Ssh([command], sshd.ssh_options, connections_max=8, seconds_timeout=SECONDS)
-    threads = [threading.Thread(target=ssh.run, args=(sshd.destination, "sleep 1")) for _ in range(4)]
+    threads = [threading.Thread(target=ssh.run, args=(sshd.destination, barrier)) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(SECONDS)
-    assert _overlap(log.read_text()) > 2
+    assert len(list(arrived.iterdir())) == 4
+    assert _overlap(log.read_text()) == 4  # all four ran at once: more than the bound of 2 above
 
 
 def test_a_round_uses_one_connection_per_host(sshd, tmp_path, recorder):

@@ -38,7 +38,7 @@ def hello_frame(secret: str, nonce: bytes, ident: str, changes: dict | None = No
     ``changes`` replace or add fields (a None value drops one). Computed here by hand, from the
     protocol's description, not with crew's code."""
     mac = hmac.new(secret.encode(), b"crew hello\0" + nonce + mine + ident.encode(), hashlib.sha256).hexdigest()
-    hello = {"version": 3, "controller": ident, "launch": "0", "pid": 1, "host": "peer", "nonce": mine.hex(),
+    hello = {"version": 4, "controller": ident, "launch": "0", "pid": 1, "host": "peer", "nonce": mine.hex(),
              "mac": mac}
     hello.update(changes or {})
     hello = {key: value for key, value in hello.items() if value is not None}

@@ -28,6 +28,7 @@ class SimWorker:
     inbox: list[int] = field(default_factory=list)  # task ids received, not started
     running: Optional[int] = None
     unanswered: list[P.Frame] = field(default_factory=list)  # frames it must acknowledge
+    implied: Optional[int] = None  # came idle: this task's Started or result acknowledges its frame
 
 
 class BoardMachine(RuleBasedStateMachine):
@@ -48,8 +49,11 @@ class BoardMachine(RuleBasedStateMachine):
         if worker is None:
             return False
         frame = P.decode(data)
-        assert not worker.unanswered, "a second frame before the first was acknowledged"
-        worker.unanswered.append(frame)
+        assert not worker.unanswered and worker.implied is None, "a second frame before the first was acknowledged"
+        if isinstance(frame, P.Tasks) and worker.running is None and not worker.inbox:
+            worker.implied = frame.tasks[0].id  # an idle worker sends no Ack (see crew.worker)
+        else:
+            worker.unanswered.append(frame)
         if isinstance(frame, P.Tasks):
             for record in frame.tasks:
                 assert record.id not in self.resolved, f"task {record.id} sent after it resolved"
@@ -111,6 +115,8 @@ class BoardMachine(RuleBasedStateMachine):
         worker.running = task_id
         self.started.add(task_id)
         if report:
+            if task_id == worker.implied:
+                worker.implied = None  # its frame is acknowledged by this report
             self.board.started(worker.seat, task_id)
 
     @precondition(lambda self: any(w.running is not None for w in self.workers.values()))
@@ -119,6 +125,8 @@ class BoardMachine(RuleBasedStateMachine):
         worker = data.draw(st.sampled_from([w for w in self.workers.values() if w.running is not None]))
         task_id, worker.running = worker.running, None
         record = P.ResultRecord(task_id, "success", None, None, None, None, seconds)
+        if task_id == worker.implied:
+            worker.implied = None  # its frame is acknowledged by this result
         done = self.board.results(worker.seat, [record])
         worker.seat.average = dispatch.next_average(worker.seat.average, seconds)  # as the loop does, after
         for task, _ in done:
@@ -306,3 +314,39 @@ def test_a_task_goes_back_when_its_send_fails():
     task.id = 1
     board.send_at_once(task)
     assert board.where(1) == ["queue"] and seat.outstanding == {} and seat.budget == float("inf")
+
+
+def test_the_first_tasks_started_or_result_acknowledges_its_frame():
+    """A worker idle when a Tasks frame comes sends no Ack; the frame's first task answers for it."""
+    wire = Wire()
+    seat = wire.worker(1, average=0.001)
+    wire.push(1)
+    wire.board.dispatch()
+    assert seat.inflight and seat.implied == 1
+    wire.board.acknowledged(seat)  # a busy worker's Ack
+    assert not seat.inflight and seat.implied is None
+    wire.push(2, 3)
+    wire.board.dispatch()
+    assert wire.tasks_sent(1) == [1, 2, 3] and seat.implied == 2
+    wire.board.results(seat, [P.ResultRecord(1, "success", None, None, None, None, 0.001)])
+    assert seat.inflight  # a result of an earlier frame's task proves nothing of this frame
+    wire.board.started(seat, 3)
+    assert seat.inflight  # nor does another task of the frame: the first runs first
+    wire.push(4)
+    wire.board.dispatch()
+    assert wire.tasks_sent(1) == [1, 2, 3]  # held until the acknowledgement
+    wire.board.results(seat, [P.ResultRecord(2, "success", None, None, None, None, 0.001)])
+    assert seat.implied is None
+    wire.board.dispatch()
+    assert wire.tasks_sent(1) == [1, 2, 3, 4]
+
+
+def test_a_frame_held_for_an_ack_is_sent_when_the_first_task_reports_started():
+    wire = Wire()
+    seat = wire.worker(1)
+    wire.push(1)
+    wire.board.dispatch()
+    wire.board.cancel({"t1"})  # a Cancel frame waits behind the Tasks frame in flight
+    assert [type(f).__name__ for _, f in wire.sent] == ["Tasks"]
+    wire.board.started(seat, 1)
+    assert [type(f).__name__ for _, f in wire.sent] == ["Tasks", "Cancel"] and seat.inflight and seat.implied is None

@@ -12,9 +12,9 @@ import cloudpickle
 import crew
 import crew.metrics
 import pytest
+from crew._worker_setup import parser as _parser
 from crew.launcher import Launcher
 from crew.testing import eventually, pids_alive
-from crew.worker import _parser
 
 # The workers cannot import this test module: send its functions by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -157,7 +157,8 @@ def test_exit_status_of_a_psutil_process_and_a_future():
 
 
 def test_the_secret_file_keeps_a_multi_line_certificate_whole(tmp_path):
-    from crew.worker import _parser, _read_secret
+    from crew._worker_setup import parser as _parser
+    from crew._worker_setup import read_secret as _read_secret
 
     pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\nQQ==\n-----END CERTIFICATE-----"
     path = tmp_path / "secret"

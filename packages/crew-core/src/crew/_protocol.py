@@ -16,7 +16,8 @@ controller -> worker                      worker -> controller
   Cancel     pickle ([ids], interrupt)      Returned  pickle ([ids asked], [ids given back unstarted])
   Quit                                      Goodbye   json {reason}
   Ping                                      Pong      (answer to Ping)
-                                            Ack       (each Welcome, Tasks, Cancel, Ping received)
+                                            Ack       (each Welcome, Cancel, Ping received; a Tasks
+                                                       frame received by a busy worker)
                                             Started   >q id (a task still running 1 ms after it began)
 
 A Tasks or Results frame whose pickle is large is sent as two pieces (its kind byte, its pickle),
@@ -29,8 +30,10 @@ OutOfBand of views of the frame (:func:`decode` accepts a ``memoryview``).
 
 NNG's polyamorous pair socket drops a frame sent to a pipe that is still writing the previous
 one, so the controller keeps at most one unacknowledged frame per worker (see
-``crew._controller.board``). Records travel as plain tuples (fast to pickle) and are rebuilt,
-and checked, as the named records below; neither side indexes a tuple.
+``crew._controller.board``). A worker that is idle when a Tasks frame comes starts its first task
+at once without an Ack: that task's Started or result acknowledges the frame. Records travel as
+plain tuples (fast to pickle) and are rebuilt, and checked, as the named records below; neither
+side indexes a tuple.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ __all__ = [
     "encode", "decode", "decode_hello", "mac", "verify", "worker_nonce", "OUT_OF_BAND", "OutOfBand",
 ]
 
-VERSION = 3
+VERSION = 4
 NONCE_BYTES = 32
 MAX_HELLO_BYTES = 4096
 PICKLE_PROTOCOL = 5

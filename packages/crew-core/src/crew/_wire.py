@@ -41,15 +41,17 @@ def send(target: Union[pynng.Socket, pynng.Pipe], wire: Wire) -> None:
         target.send_msg(message(wire))  # type: ignore[arg-type]
 
 
-def receive(sock: pynng.Socket) -> Buffer:
+def receive(sock: pynng.Socket, block: bool = True) -> Buffer:
     """The next message on ``sock``: bytes, or a read-only view of the buffer NNG hands over when
-    it is LARGE or longer. Raises what :meth:`pynng.Socket.recv` raises.
+    it is LARGE or longer. Raises what :meth:`pynng.Socket.recv` raises (``TryAgain`` when
+    ``block`` is False and no message waits).
 
     Two calls into NNG (each lets go of the GIL, which the thread running tasks may then hold for
     a switch interval): the receive, and freeing the buffer."""
     pointer = ffi.new("char **")
     length = ffi.new("size_t *")
-    check_err(lib.nng_recv(sock.socket, pointer, length, lib.NNG_FLAG_ALLOC))
+    flags = lib.NNG_FLAG_ALLOC if block else lib.NNG_FLAG_ALLOC | lib.NNG_FLAG_NONBLOCK
+    check_err(lib.nng_recv(sock.socket, pointer, length, flags))
     body, size = pointer[0], length[0]
     if size < LARGE:
         data: bytes = ffi.unpack(body, size)

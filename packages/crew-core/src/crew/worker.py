@@ -14,23 +14,22 @@ import argparse
 import collections
 import math
 import os
+import select
 import signal
 import socket
-import sys
 import threading
 import time
 import warnings
-from typing import Any, NoReturn, Optional, Union
+from typing import Any, Optional, Union
 
 import pynng
 
 from . import _protocol as P
 from ._channel import PART_BYTES, Buffer, ChannelError, Session, Wire, part_bytes, parts
 from ._execute import FRAME_ROOM, Interrupted, Runner
-from ._metrics import METRICS_SECONDS
-from ._secret_file import note_failure, writer_gone
 from ._serial import Serializer
 from ._wire import receive, send
+from ._worker_setup import fail, log, parser, read_secret
 
 __all__ = ["main", "Worker"]
 
@@ -43,11 +42,15 @@ Outgoing = Union[Wire, P.ResultRecord]  # what the sender thread sends: a frame,
 class Worker:
     """One worker process's state; :func:`main` builds and runs it.
 
-    Threads: the main thread runs tasks (:meth:`run`); ``crew-receive`` reads frames and queues
-    tasks; ``crew-send`` sends what piles up in the outbox as one frame; ``crew-mark`` reports a
-    task as started; ``crew-heartbeat`` exits when the controller falls silent; ``crew-timeout``
-    (started on first use) ends a task that overruns. ``lock`` guards the task queue and the
-    running/stopping state; ``outbox_lock`` the outbox.
+    Threads: the main thread runs tasks (:meth:`run`) and, while it has none, reads frames itself
+    (a task that comes to an idle worker starts on the thread that read it: no hand-off);
+    ``crew-receive`` reads frames once a task has run for a millisecond (``relay``, set by
+    ``crew-mark``; for shorter tasks frames wait until the main thread reads again), and when the
+    worker leaves; whichever reads, reads and handles a whole frame (``receive_lock``);
+    ``crew-send`` sends what piles up in the outbox as one frame; ``crew-mark`` reports a task as
+    started; ``crew-heartbeat`` exits when the controller falls silent; ``crew-timeout`` (started
+    on first use) ends a task that overruns. ``lock`` (over ``mutex``) guards the task queue, the
+    running/stopping state and ``polling``; ``outbox_lock`` the outbox.
     """
 
     def __init__(self, options: argparse.Namespace, secret: str, certificate: Optional[str]):
@@ -71,6 +74,11 @@ class Worker:
         self.outbox_ready = threading.Event()
         self.send_lock = threading.Lock()
         self.busy = threading.Event()
+        self.relay = threading.Event()  # crew-receive reads frames (the main thread is busy)
+        self.relay.set()  # until the welcome: the main thread waits in connect()
+        self.receive_lock = threading.Lock()
+        self.polling = False  # the main thread waits for a frame or a nudge (guarded by mutex)
+        self._nudge_out, self._nudge_in = os.pipe()  # wakes the main thread when crew-receive queued tasks
         self.seq = 0  # tasks started so far
         self.marked = 0  # seq of the last task reported as started
         self.deadline: Optional[tuple[int, float, float]] = None
@@ -81,6 +89,11 @@ class Worker:
         self.last_active = time.monotonic()
         self.heard = time.monotonic()  # when the controller last sent anything
         self.socket = pynng.Pair1(recv_max_size=0)
+        self.readable = select.poll()  # the main thread's wait: a frame on the socket, or a nudge
+        self.readable.register(self.socket.recv_fd, select.POLLIN)
+        self.readable.register(self._nudge_out, select.POLLIN)
+        self.relay_readable = select.poll()  # crew-receive's wait: a frame on the socket
+        self.relay_readable.register(self.socket.recv_fd, select.POLLIN)
         self.session: Optional[Session] = None  # the sealed channel, from the controller's challenge on
         self.seal_lock = threading.Lock()  # seal and send in one step: frames go out in numbered order
         self.part = PART_BYTES
@@ -101,7 +114,7 @@ class Worker:
                              (self._watch_controller, "crew-heartbeat")):
             threading.Thread(target=target, name=name, daemon=True).start()
         if not self.welcomed.wait(self.options.seconds_timeout):
-            _fail(self.options, f"no controller at {url} within {self.options.seconds_timeout:g} s", 3)
+            fail(self.options, f"no controller at {url} within {self.options.seconds_timeout:g} s", 3)
 
     def _on_remove(self, pipe: Any) -> None:
         if not self.welcomed.is_set() and not self.answered:
@@ -112,32 +125,64 @@ class Worker:
         self.gone.set()
         if self.stopping is None:
             # The controller is gone (or cut us off): nobody can receive our results.
-            _log("the controller closed the connection; exiting")
+            log("the controller closed the connection; exiting")
             os._exit(0)
 
     def _receive(self) -> None:
+        """crew-receive: read frames while the main thread cannot (it runs a task, or is leaving)."""
         while True:
-            try:
-                data = receive(self.socket)  # a large frame: a view of NNG's buffer, not a copy
-            except pynng.exceptions.Closed:
+            self.relay.wait()
+            self.relay_readable.poll()
+            if self.relay.is_set() and not self._take():
                 return
+
+    def _take(self) -> bool:
+        """Read and handle the frame waiting on the socket, if it is still there; False once the
+        socket is closed."""
+        with self.receive_lock:
+            try:
+                data = receive(self.socket, block=False)  # a large frame: a view of NNG's buffer, not a copy
+            except pynng.exceptions.TryAgain:  # the other reader took it
+                return True
+            except pynng.exceptions.Closed:
+                return False
             frame = self._open(data)
             if frame is None:
-                continue
+                return True
             self.heard = time.monotonic()
             kind = type(frame)
-            if kind is not P.Quit:
-                # Acknowledged before the tasks are queued: sent after them, the acknowledgement
-                # would hold up the first result (NNG sends one frame at a time on a pipe). The
-                # controller sends the next frame only after it.
-                self._transmit(_ACK)
             if kind is P.Tasks:
-                with self.mutex:
-                    if self.stopping is None:
-                        self.tasks.extend(frame.tasks)  # type: ignore[union-attr]
-                        self.lock.notify()
+                self._queue(frame.tasks)  # type: ignore[union-attr]
+            elif kind is not P.Quit:
+                self._transmit(_ACK)  # the controller sends the next frame only after this
+                self._control(frame)
             else:
                 self._control(frame)
+            return True
+
+    def _queue(self, tasks: list[P.TaskRecord]) -> None:
+        """Queue a Tasks frame's tasks, and acknowledge the frame.
+
+        An idle worker starts the first task at once and sends no acknowledgement: the task's
+        Started or its result (whichever is sent first) tells the controller the frame came. A
+        busy one acknowledges before queueing: after, the acknowledgement would hold up a result
+        (NNG sends one frame at a time on a pipe), and each send costs some 50 us."""
+        with self.mutex:
+            if self.stopping is None and self.running is None and not self.tasks:
+                self.tasks.extend(tasks)
+                self._nudge()
+                return
+        self._transmit(_ACK)
+        with self.mutex:
+            if self.stopping is None:
+                self.tasks.extend(tasks)
+                self._nudge()
+
+    def _nudge(self) -> None:
+        """Wake the main thread if it waits for a frame (called with ``mutex`` held)."""
+        if self.polling:
+            self.polling = False
+            os.write(self._nudge_in, b"!")
 
     def _open(self, data: Buffer) -> Optional[P.Frame]:
         """The frame in ``data``, once the controller has proved it holds the secret; None for
@@ -148,19 +193,19 @@ class Worker:
                 self._answer(bytes(data[1:]))
                 return None
             if session is None:
-                _log("ignored a frame that came before any challenge")
+                log("ignored a frame that came before any challenge")
                 return None
         try:
             opened = session.open(data)  # type: ignore[union-attr]
             frame = None if opened is None else P.decode(opened)
         except (ChannelError, P.ProtocolError) as error:
             if not self.welcomed.is_set():
-                _fail(self.options, f"the controller at {self.options.url} did not prove it holds the secret "
+                fail(self.options, f"the controller at {self.options.url} did not prove it holds the secret "
                                     f"({error}); refusing it", 3)
-            _log(f"a frame from the controller failed its check ({error}); closing the connection")
+            log(f"a frame from the controller failed its check ({error}); closing the connection")
             os._exit(3)
         if not self.welcomed.is_set() and not isinstance(frame, P.Welcome):
-            _fail(self.options, f"the controller at {self.options.url} sent {type(frame).__name__} before its welcome", 3)
+            fail(self.options, f"the controller at {self.options.url} sent {type(frame).__name__} before its welcome", 3)
         return frame
 
     def _answer(self, challenge: bytes) -> None:
@@ -273,7 +318,7 @@ class Worker:
         while True:
             time.sleep(limit / 4)
             if self.welcomed.is_set() and time.monotonic() - self.heard > limit and self.stopping is None:
-                _log(f"nothing from the controller for {limit:g} s; exiting")
+                log(f"nothing from the controller for {limit:g} s; exiting")
                 os._exit(0)
 
     def _mark(self) -> None:
@@ -286,6 +331,9 @@ class Worker:
             self.busy.wait()
             seq, running = self.seq, self.running
             time.sleep(_MARK_AFTER)
+            with self.mutex:
+                if self.busy.is_set() and not self.polling and not self.relay.is_set():
+                    self.relay.set()  # a task runs on: crew-receive reads what comes meanwhile
             if running is not None and self.seq == seq and self.running == running and self.marked != seq:
                 self.marked = seq
                 self._post(P.encode(P.Started(running)))
@@ -316,10 +364,16 @@ class Worker:
                 return self._leave("seconds_wall")
 
     def _next_task(self) -> Optional[P.TaskRecord]:
-        """The next task to run, waiting for one; None once the worker has left (idle, wall time)."""
+        """The next task to run, reading frames until one comes; None once the worker has left
+        (idle, wall time)."""
         idle, wall = self.options.seconds_idle, self.options.seconds_wall
-        with self.mutex:
-            while not self.tasks:
+        while True:
+            with self.mutex:
+                if self.tasks:
+                    task = self.tasks.popleft()
+                    self.seq += 1
+                    self.running = task.id
+                    break
                 now = time.monotonic()
                 timers_on = self.done >= self.options.tasks_timers
                 if timers_on and now - self.started >= wall:
@@ -328,18 +382,29 @@ class Worker:
                 if timers_on and now - self.last_active >= idle:
                     self._leave("seconds_idle")
                     return None
-                limit = None
+                limit = -1
                 if timers_on:
-                    limit = min(idle - (now - self.last_active), wall - (now - self.started))
-                    limit = None if math.isinf(limit) else max(limit, 0.001)
+                    seconds = min(idle - (now - self.last_active), wall - (now - self.started))
+                    limit = -1 if math.isinf(seconds) else max(math.ceil(seconds * 1000), 1)
                 self.busy.clear()
-                self.lock.wait(limit)
-            task = self.tasks.popleft()
-            self.seq += 1
-            self.running = task.id
+                self.relay.clear()
+                self.polling = True
+            self._read(limit)
         if not self.busy.is_set():
             self.busy.set()
         return task
+
+    def _read(self, milliseconds: int) -> None:
+        """Wait up to ``milliseconds`` (-1: no limit) for a frame, and handle it on this thread."""
+        events = self.readable.poll(milliseconds)
+        with self.mutex:
+            self.polling = False
+        for fd, _ in events:
+            if fd == self._nudge_out:
+                os.read(self._nudge_out, 64)
+            elif not self._take():  # the socket is closed
+                self.gone.wait(self.options.seconds_timeout)
+                os._exit(0)
 
     def _ended(self) -> None:
         self.running = None
@@ -348,6 +413,7 @@ class Worker:
         with self.lock:
             self.stopping = reason
             self.tasks.clear()
+        self.relay.set()  # crew-receive reads the controller's answer
         self._post(P.encode(P.Goodbye(reason)))
         # The controller answers with QUIT (or closes the pipe) once our last frames are in.
         self.gone.wait(self.options.seconds_timeout)
@@ -405,69 +471,10 @@ def split_results(results: list[P.ResultRecord], limit: int) -> list[list[P.Resu
     return batches
 
 
-def _log(message: str) -> None:
-    print(f"crew.worker[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
-
-
-def _read_secret(options: argparse.Namespace) -> tuple[str, str | None]:
-    values = dict(os.environ)
-    if options.secret_file:
-        try:
-            with open(options.secret_file) as handle:
-                text = handle.read()
-        except OSError as error:
-            _fail(options, f"cannot read the secret file {options.secret_file}: {error.strerror}")
-        key = None
-        for line in text.splitlines():
-            if line.startswith("CREW_") and "=" in line and line.split("=", 1)[0].isidentifier():
-                key, value = line.split("=", 1)
-                values[key] = value
-            elif key is not None:
-                values[key] += "\n" + line
-        _check_writer(options, values)
-    secret = values.get("CREW_SECRET")
-    if not secret:
-        _fail(options, "no secret: set CREW_SECRET or pass --secret-file")
-    return str(secret), values.get("CREW_TLS_CERTIFICATE")
-
-
-def _check_writer(options: argparse.Namespace, values: dict[str, str]) -> None:
-    """Refuse a secret file whose controller, on this very host, is gone (e.g. SIGKILLed): the
-    file outlives it, and whoever binds the controller's port next must get nothing from us."""
-    if writer_gone(values):
-        _fail(options, f"the controller (pid {values['CREW_CONTROLLER_PID']}) that wrote the secret file is gone")
-
-
-def _fail(options: argparse.Namespace, message: str, code: int = 2) -> NoReturn:
-    """Exit before serving: say why on stderr and, beside the secret file, for the controller."""
-    _log(message)
-    if options.secret_file:
-        note_failure(options.secret_file, str(options.launch), message)
-    sys.stdout.flush()
-    os._exit(code)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crew-worker", description="Run a crew worker.")
-    parser.add_argument("url", help="the controller's address, e.g. tcp://10.0.0.5:5555")
-    parser.add_argument("--controller", required=True, help="id of the controller to serve")
-    parser.add_argument("--launch", default="0", help="id of the scaling round that launched this worker")
-    parser.add_argument("--seconds-timeout", type=float, default=60.0)
-    parser.add_argument("--seconds-idle", type=float, default=math.inf)
-    parser.add_argument("--seconds-wall", type=float, default=math.inf)
-    parser.add_argument("--tasks-max", type=float, default=math.inf)
-    parser.add_argument("--tasks-timers", type=int, default=0)
-    parser.add_argument("--metrics", default=None, help="folder for CPU and memory samples")
-    parser.add_argument("--metrics-seconds", type=float, default=METRICS_SECONDS,
-                        help="seconds between two CPU and memory samples")
-    parser.add_argument("--secret-file", default=None)
-    return parser
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m crew.worker`` and ``crew-worker``."""
-    options = _parser().parse_args(argv)
-    secret, certificate = _read_secret(options)
+    options = parser().parse_args(argv)
+    secret, certificate = read_secret(options)
     worker = Worker(options, secret, certificate)
     worker.connect()
     if options.metrics:

@@ -40,7 +40,7 @@ class Seat:
     """A connected, authenticated worker, as the board sees it."""
 
     __slots__ = ("key", "pipe", "id", "pid", "host", "instance", "outstanding", "stealing", "average", "leaving",
-                 "budget", "marked", "heard", "inflight", "pending", "session")
+                 "budget", "marked", "heard", "inflight", "implied", "pending", "session")
 
     def __init__(self, key: int, pipe: Any, id: str, pid: Optional[int], host: str, instance: Any,
                  budget: float, now: float = 0.0):
@@ -58,7 +58,11 @@ class Seat:
         self.marked: Optional[int] = None  # the task it last reported as started
         self.heard = now  # when it last sent a frame
         self.inflight = False  # a frame sent to it and not yet acknowledged
-        self.pending: collections.deque[Wire] = collections.deque()  # frames waiting for that ack
+        # The first task of the Tasks frame in flight: a worker that was idle when the frame came
+        # starts that task at once and sends no acknowledgement; its Started or result for the
+        # task acknowledges the frame (it saves the worker a send before the task runs).
+        self.implied: Optional[int] = None
+        self.pending: collections.deque[tuple[Wire, Optional[int]]] = collections.deque()  # frames waiting for the ack
         self.session: Any = None  # its crew._channel.Session: seals what it is sent, opens what it sends
 
     def __repr__(self) -> str:
@@ -109,11 +113,12 @@ class Board:
             self._send_tasks(seat, [task], self.queue)
 
     # ------------------------------------------------------------------ sending
-    def send(self, seat: Seat, frame: Wire) -> bool:
+    def send(self, seat: Seat, frame: Wire, first: Optional[int] = None) -> bool:
         """Send a frame (bytes, or pieces), or hold it until the worker acknowledges the one in
-        flight (NNG's polyamorous pair drops a frame sent to a pipe that is still busy)."""
+        flight (NNG's polyamorous pair drops a frame sent to a pipe that is still busy). ``first``:
+        a Tasks frame's first task, whose Started or result also acknowledges the frame."""
         if seat.inflight:
-            seat.pending.append(frame)
+            seat.pending.append((frame, first))
             return True
         session = seat.session
         if session is not None:
@@ -121,6 +126,7 @@ class Board:
         if not self.transmit(seat, frame):
             return False
         seat.inflight = True
+        seat.implied = first
         self.idle.pop(seat.key, None)
         self.ready.pop(seat.key, None)
         self.touched[seat.key] = seat
@@ -128,9 +134,10 @@ class Board:
 
     def acknowledged(self, seat: Seat) -> None:
         seat.inflight = False
+        seat.implied = None
         self.touched[seat.key] = seat
         if seat.pending:
-            self.send(seat, seat.pending.popleft())
+            self.send(seat, *seat.pending.popleft())
         else:
             self._mark_idle(seat)
 
@@ -142,7 +149,7 @@ class Board:
         seat.budget -= len(batch)
         self.idle.pop(seat.key, None)
         self.touched[seat.key] = seat
-        if not self.send(seat, frame):
+        if not self.send(seat, frame, batch[0].id):
             for task in batch:
                 outstanding.pop(task.id, None)
             seat.budget += len(batch)
@@ -284,6 +291,8 @@ class Board:
     def started(self, seat: Seat, task_id: int) -> Optional[Task]:
         """A worker reports a task running; return the task if it wants to hear of it."""
         seat.marked = task_id
+        if task_id == seat.implied:
+            self.acknowledged(seat)
         task = seat.outstanding.get(task_id)
         return task if task is not None and task.on_start is not None else None
 
@@ -293,8 +302,11 @@ class Board:
         Records of tasks the worker does not hold (e.g. given back meanwhile) are dropped.
         """
         outstanding, stealing, cancelling, tasks = seat.outstanding, seat.stealing, self.cancelling, self.tasks
+        implied, came = seat.implied, False
         done = []
         for record in records:
+            if record.id == implied:
+                came = True  # the frame in flight came: acknowledge it below
             task = outstanding.pop(record.id, None)
             if task is None:
                 continue
@@ -305,7 +317,10 @@ class Board:
             del tasks[record.id]
             done.append((task, record))
         self.touched[seat.key] = seat
-        self._mark_idle(seat)
+        if came:
+            self.acknowledged(seat)  # marks it idle, or sends the frame held for the ack
+        else:
+            self._mark_idle(seat)
         return done
 
     def returned(self, seat: Seat, frame: P.Returned) -> None:

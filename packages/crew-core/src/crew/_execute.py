@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 from ._protocol import ResultRecord, TaskRecord
 from ._serial import PROTOCOL, Serializer
 
-__all__ = ["Interrupted", "Source", "Commands", "Runner", "FRAME_ROOM"]
+__all__ = ["Interrupted", "Source", "Commands", "Runner", "FRAME_ROOM", "split_results"]
 
 FRAME_ROOM = 64 * 1024  # bytes kept free in a frame for everything but a result's payload
 _CACHE_SIZE = 64
@@ -234,3 +234,21 @@ def seed(value: int) -> None:
             _numpy = False
     if _numpy:
         _numpy.random.seed(value % 2**32)
+
+
+def split_results(results: list[ResultRecord], limit: int) -> list[list[ResultRecord]]:
+    """Results in batches whose frames stay under the controller's ``limit`` (0: no limit)."""
+    if not limit or len(results) <= 1:
+        return [results]
+    batches: list[list[ResultRecord]] = []
+    current: list[ResultRecord] = []
+    size = 0
+    for result in results:
+        weight = len(result.payload or b"") + len(result.error or "") + FRAME_ROOM
+        if current and size + weight > limit:
+            batches.append(current)
+            current, size = [], 0
+        current.append(result)
+        size += weight
+    batches.append(current)
+    return batches

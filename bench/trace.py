@@ -61,11 +61,14 @@ for module, owner, name, label, enter, leave in json.loads(os.environ["CREW_TRAC
         continue
     _wrap(getattr(found, owner) if owner else found, name, label, enter, leave)
 
+_DUMPING = threading.Lock()
+
 def _dump():
     path = os.path.join(os.environ["CREW_TRACE_DIR"], f"events-{os.getpid()}.json")
-    with open(path + ".part", "w") as handle:
-        json.dump(EVENTS, handle)
-    os.replace(path + ".part", path)
+    with _DUMPING:
+        with open(path + ".part", "w") as handle:
+            json.dump(EVENTS, handle)
+        os.replace(path + ".part", path)
 
 def _dump_now_and_then():  # a worker leaves by os._exit: no exit hook runs
     while True:

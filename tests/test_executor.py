@@ -110,6 +110,14 @@ def test_map_chunksize(pool, chunksize):
     assert list(pool.map(pow, range(40), [2] * 40, chunksize=chunksize)) == [x ** 2 for x in range(40)]
 
 
+@pytest.mark.parametrize("chunksize", [2, 5, 200])
+def test_map_chunksize_one_iterable(pool, chunksize):
+    """One iterable: each chunk's values travel bare; a value that is a tuple stays one argument."""
+    values = [(1, 2), (3,), (), (4, 5, 6)] * 3
+    assert list(pool.map(len, values, chunksize=chunksize)) == [len(value) for value in values]
+    assert list(pool.map(abs, (x for x in range(-9, 9)), chunksize=chunksize)) == [abs(x) for x in range(-9, 9)]
+
+
 def test_map_chunksize_must_be_positive(pool):
     with pytest.raises(ValueError, match="chunksize"):
         pool.map(pow, range(3), range(3), chunksize=0)

@@ -112,6 +112,12 @@ def _run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[Any
     return [fn(*args) for args in chunk]
 
 
+def _run_chunk_of_one(fn: Callable[[Any], Any], chunk: list[Any]) -> list[Any]:
+    """Run ``fn`` on each value of one chunk of a ``map`` over one iterable, in a worker (the
+    values travel bare, not each in a tuple: a fifth of the pickling and unpickling)."""
+    return [fn(value) for value in chunk]
+
+
 def _settlement(result: Result) -> tuple[bool, Any]:
     """(True, value) or (False, exception) for a task's result; None for a cancel."""
     if result.status == "success":
@@ -273,11 +279,12 @@ class Executor(concurrent.futures.Executor):
         if timeout is not None:
             timeout = validate.number("timeout", timeout)
         end = None if timeout is None else timeout + time.monotonic()
-        calls = zip(*iterables)
         if chunksize == 1:
-            futures = [self.submit(fn, *args) for args in calls]
+            futures = [self.submit(fn, *args) for args in zip(*iterables)]
+        elif len(iterables) == 1:
+            futures = [self.submit(_run_chunk_of_one, fn, chunk) for chunk in _chunks(iterables[0], chunksize)]
         else:
-            futures = [self.submit(_run_chunk, fn, chunk) for chunk in _chunks(calls, chunksize)]
+            futures = [self.submit(_run_chunk, fn, chunk) for chunk in _chunks(zip(*iterables), chunksize)]
         return self._values(futures, end, chunksize > 1)
 
     def _values(self, futures: list[concurrent.futures.Future[Any]], end: Optional[float],
@@ -398,7 +405,7 @@ def _check_push_options(controller: Controller, options: dict[str, Any]) -> None
         raise SettingError(f"unknown push options: {unknown}; allowed: {sorted(allowed)}")
 
 
-def _chunks(items: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while True:
         chunk = list(itertools.islice(iterator, size))

@@ -34,8 +34,7 @@ from ._worker_setup import fail, log, parser, read_secret
 __all__ = ["main", "Worker"]
 
 _ACK = P.encode(P.Ack())
-_MARK_AFTER = 0.001  # seconds between two looks at the running task (crew-mark)
-_IDLE_LOOKS = 50  # looks at an idle worker before crew-mark sleeps until a task starts
+_MARK_AFTER = 0.001  # seconds a task runs before the worker reports it as started
 
 Outgoing = Union[Wire, P.ResultRecord]  # what the sender thread sends: a frame, or a result to batch
 
@@ -74,7 +73,7 @@ class Worker:
         self.outbox_lock = threading.Lock()
         self.outbox_ready = threading.Event()
         self.send_lock = threading.Lock()
-        self.busy = threading.Event()  # crew-mark looks at the running task (set by the main thread, cleared by crew-mark)
+        self.busy = threading.Event()
         self.relay = threading.Event()  # crew-receive reads frames (the main thread is busy)
         self.relay.set()  # until the welcome: the main thread waits in connect()
         self.receive_lock = threading.Lock()
@@ -323,37 +322,21 @@ class Worker:
                 os._exit(0)
 
     def _mark(self) -> None:
-        """crew-mark: look at the running task every millisecond; a task seen at two looks in a
-        row has run for a millisecond or more: report it as started, and let crew-receive read
-        frames while it runs.
+        """Report a task as started once it has run for a millisecond.
 
         Results of earlier tasks are sent first, and a reported task's own result is sent before
         the next task starts, so if the worker dies the controller knows which task it was running.
-        After 50 looks at an idle worker it sleeps until a task starts: a busy worker's main thread
-        wakes nobody when it starts a task.
         """
-        last, idle = 0, 0
         while True:
             self.busy.wait()
-            time.sleep(_MARK_AFTER)
             seq, running = self.seq, self.running
-            if running is None:
-                last, idle = 0, idle + 1
-                if idle >= _IDLE_LOOKS:
-                    idle = 0
-                    with self.mutex:
-                        if self.polling:  # (the main thread sets busy again, under mutex, for its next task)
-                            self.busy.clear()
-                continue
-            idle = 0
-            if seq == last:
-                if self.marked != seq:
-                    self.marked = seq
-                    self._post(P.encode(P.Started(running)))
-                with self.mutex:
-                    if not self.polling and not self.relay.is_set():
-                        self.relay.set()  # a task runs on: crew-receive reads what comes meanwhile
-            last = seq
+            time.sleep(_MARK_AFTER)
+            with self.mutex:
+                if self.busy.is_set() and not self.polling and not self.relay.is_set():
+                    self.relay.set()  # a task runs on: crew-receive reads what comes meanwhile
+            if running is not None and self.seq == seq and self.running == running and self.marked != seq:
+                self.marked = seq
+                self._post(P.encode(P.Started(running)))
 
     # ------------------------------------------------------------------ running tasks
     def run(self) -> None:
@@ -390,8 +373,6 @@ class Worker:
                     task = self.tasks.popleft()
                     self.seq += 1
                     self.running = task.id
-                    if not self.busy.is_set():
-                        self.busy.set()
                     break
                 now = time.monotonic()
                 timers_on = self.done >= self.options.tasks_timers
@@ -405,9 +386,12 @@ class Worker:
                 if timers_on:
                     seconds = min(idle - (now - self.last_active), wall - (now - self.started))
                     limit = -1 if math.isinf(seconds) else max(math.ceil(seconds * 1000), 1)
+                self.busy.clear()
                 self.relay.clear()
                 self.polling = True
             self._read(limit)
+        if not self.busy.is_set():
+            self.busy.set()
         return task
 
     def _read(self, milliseconds: int) -> None:

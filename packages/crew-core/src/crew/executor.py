@@ -349,10 +349,19 @@ class Executor(concurrent.futures.Executor):
         self._cancel_tasks(cancelled)
 
     def _on_result(self, future: _Future, result: Result) -> None:
-        """In the controller's loop thread (the result is ours, not pop()'s): hand it to a
-        resolver thread, starting one if every one is busy in a done-callback."""
+        """In the controller's loop thread (the result is ours, not pop()'s): settle a future that
+        has no done-callback here (only waiters wake: no user code runs in the loop, and it saves
+        the round trip a hand-off between threads); else hand it to a resolver thread, starting
+        one if every one is busy in a done-callback."""
         success, payload = _settlement(result)
         del result
+        with future._condition:  # add_done_callback waits for this: none is added meanwhile
+            if not future._done_callbacks:  # type: ignore[attr-defined]
+                _settle(future, success, payload)
+                with self._lock:  # after settling: shutdown(wait=True) returns once it is done
+                    self._live.discard(future)
+                    self._changed.notify_all()
+                return
         with self._lock:
             self._items.append((future, success, payload))
             if self._free == 0:

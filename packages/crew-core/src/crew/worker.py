@@ -376,19 +376,24 @@ class Worker:
                     break
                 now = time.monotonic()
                 timers_on = self.done >= self.options.tasks_timers
+                leaving = None
                 if timers_on and now - self.started >= wall:
-                    self._leave("seconds_wall")
-                    return None
-                if timers_on and now - self.last_active >= idle:
-                    self._leave("seconds_idle")
-                    return None
+                    leaving = "seconds_wall"
+                elif timers_on and now - self.last_active >= idle:
+                    leaving = "seconds_idle"
                 limit = -1
                 if timers_on:
                     seconds = min(idle - (now - self.last_active), wall - (now - self.started))
                     limit = -1 if math.isinf(seconds) else max(math.ceil(seconds * 1000), 1)
-                self.busy.clear()
-                self.relay.clear()
-                self.polling = True
+                if leaving is None:
+                    self.busy.clear()
+                    self.relay.clear()
+                    self.polling = True
+            if leaving is not None:
+                # Without mutex: crew-receive takes it to queue a Tasks frame that crossed our
+                # goodbye, and must then read the controller's answer.
+                self._leave(leaving)
+                return None
             self._read(limit)
         if not self.busy.is_set():
             self.busy.set()

@@ -49,8 +49,8 @@ class Worker:
     worker leaves; whichever reads, reads and handles a whole frame (``receive_lock``);
     ``crew-send`` sends what piles up in the outbox as one frame; ``crew-mark`` reports a task as
     started; ``crew-heartbeat`` exits when the controller falls silent; ``crew-timeout`` (started
-    on first use) ends a task that overruns. ``lock`` (over ``mutex``) guards the task queue, the
-    running/stopping state and ``polling``; ``outbox_lock`` the outbox.
+    on first use) ends a task that overruns. ``mutex`` guards the task queue, the running/stopping
+    state and ``polling``; ``outbox_lock`` the outbox.
     """
 
     def __init__(self, options: argparse.Namespace, secret: str, certificate: Optional[str]):
@@ -62,7 +62,6 @@ class Worker:
         self.worker_id: Optional[str] = None
         self.tasks: collections.deque[P.TaskRecord] = collections.deque()
         self.mutex = threading.RLock()
-        self.lock = threading.Condition(self.mutex)  # (the hot path enters the mutex itself: a C call)
         self.running: Optional[int] = None
         self.cancelled: Optional[int] = None
         self.stopping: Optional[str] = None
@@ -247,7 +246,7 @@ class Worker:
             os._exit(0)
 
     def _cancel(self, ids: set[int], interrupt: bool) -> None:
-        with self.lock:
+        with self.mutex:
             kept = [task for task in self.tasks if task.id not in ids]
             returned = [task.id for task in self.tasks if task.id in ids]
             self.tasks.clear()
@@ -415,7 +414,7 @@ class Worker:
         self.running = None
 
     def _leave(self, reason: str) -> None:
-        with self.lock:
+        with self.mutex:
             self.stopping = reason
             self.tasks.clear()
         self.relay.set()  # crew-receive reads the controller's answer
@@ -449,7 +448,7 @@ class Worker:
                     continue
                 # The task overran: report it, and leave (a running thread cannot be stopped safely).
                 error = f"the task ran longer than its seconds_timeout of {timeout:g} s"
-                with self.lock:
+                with self.mutex:
                     self.stopping = "timeout"
                     self.tasks.clear()
                 self._post(P.ResultRecord(task_id, "timeout", None, error, None, None, float(timeout)))

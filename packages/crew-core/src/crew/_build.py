@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["CLUSTER_DEFAULTS", "COMMON_OPTIONS", "CLIENT_OPTIONS", "CONTROLLER_OPTIONS", "build_controller", "controller_helper"]
 
 CLIENT_OPTIONS = ("host", "port", "tls", "serializer", "profile", "seconds_interval", "seconds_timeout",
-                  "max_frame_bytes")
+                  "max_frame_bytes", "transport")
 """The options of :class:`crew.Client` a helper takes."""
 CONTROLLER_OPTIONS = ("reset_globals", "reset_modules", "garbage_collection", "crashes_max", "backup")
 """The options of :class:`crew.Controller` a helper takes."""
@@ -36,7 +36,7 @@ COMMON_OPTIONS = (
     "name", "workers", "host", "port", "tls", "serializer", "profile", "seconds_interval", "seconds_timeout",
     "seconds_launch", "seconds_idle", "seconds_wall", "tasks_max", "tasks_timers", "reset_globals",
     "reset_modules", "garbage_collection", "python", "metrics", "crashes_max", "backup", "metrics_seconds",
-    "max_frame_bytes",
+    "max_frame_bytes", "transport",
 )
 """Every helper's first arguments, in this order (positional or keyword); a launcher's own options
 follow, keyword-only, the most derived class's first."""

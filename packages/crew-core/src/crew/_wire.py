@@ -14,6 +14,7 @@ import pynng
 from pynng import ffi, lib
 from pynng.exceptions import check_err
 
+from . import _stream
 from ._channel import Buffer, Wire
 
 __all__ = ["LARGE", "Wire", "send", "message", "receive"]
@@ -33,21 +34,28 @@ def message(pieces: list[Buffer]) -> pynng.Message:
     return held
 
 
-def send(target: Union[pynng.Socket, pynng.Pipe], wire: Wire) -> None:
-    """Send a frame's bytes or pieces on a socket or a pipe."""
+Target = Union[pynng.Socket, pynng.Pipe, _stream.Pipe, _stream.Dialer]
+
+
+def send(target: Target, wire: Wire) -> None:
+    """Send a frame's bytes or pieces on a socket or a pipe (NNG's, or the ``unix`` transport's)."""
     if type(wire) is bytes:
         target.send(wire)
+    elif isinstance(target, (_stream.Pipe, _stream.Dialer)):
+        target.send_pieces(wire)  # type: ignore[arg-type]
     else:
         target.send_msg(message(wire))  # type: ignore[arg-type]
 
 
-def receive(sock: pynng.Socket, block: bool = True) -> Buffer:
+def receive(sock: Union[pynng.Socket, _stream.Dialer], block: bool = True) -> Buffer:
     """The next message on ``sock``: bytes, or a read-only view of the buffer NNG hands over when
     it is LARGE or longer. Raises what :meth:`pynng.Socket.recv` raises (``TryAgain`` when
     ``block`` is False and no message waits).
 
     Two calls into NNG (each lets go of the GIL, which the thread running tasks may then hold for
     a switch interval): the receive, and freeing the buffer."""
+    if isinstance(sock, _stream.Dialer):
+        return sock.receive(block)
     pointer = ffi.new("char **")
     length = ffi.new("size_t *")
     flags = lib.NNG_FLAG_ALLOC if block else lib.NNG_FLAG_ALLOC | lib.NNG_FLAG_NONBLOCK

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket as _socket
+import tempfile
+from typing import Union
 
 import pynng
 
 from . import validate
 from ._channel import part_bytes
+from ._stream import SCHEME as UNIX_SCHEME
+from ._stream import Listener
 from .errors import CrewError, SettingError
 from .tls import TLS
 
 __all__ = ["Client", "local_address"]
 
 
+TRANSPORTS = ("nng", "unix")
+"""How workers reach the controller: NNG over TCP (any machine), or Unix stream sockets."""
+
+
 class Client:
-    """Owns the NNG listener that workers dial.
+    """Owns the listener that workers dial.
 
     Arguments:
         host: an IP address, a host name, or a network interface name such as ``ib0``.
@@ -34,6 +43,11 @@ class Client:
             Frames larger than 1 MiB travel in parts (joined only for authenticated workers),
             so a peer that has not authenticated can make the controller hold at most about
             1 MiB whatever this limit is.
+        transport: ``"nng"`` (the default): NNG over TCP, for workers on any machine, with or
+            without TLS. ``"unix"``: a Unix stream socket in the temporary directory, for workers
+            on this machine only (``host``, ``port`` and ``tls`` do not apply); the socket file is
+            its owner's only, and the same handshake and sealed frames run over it. It skips
+            NNG's threads: a task's round trip takes about half the time.
     """
 
     def __init__(
@@ -46,6 +60,7 @@ class Client:
         seconds_interval: float = 0.25,
         seconds_timeout: float = 60.0,
         max_frame_bytes: int = 2**28,
+        transport: str = "nng",
     ):
         self.host = validate.text("host", host, allow_none=True)
         self.port = validate.integer("port", port, minimum=0, maximum=65535, allow_none=True) or 0
@@ -68,7 +83,11 @@ class Client:
         self.seconds_interval = validate.number("seconds_interval", seconds_interval, exclusive_minimum=True)
         self.seconds_timeout = validate.number("seconds_timeout", seconds_timeout, exclusive_minimum=True)
         self.max_frame_bytes = validate.integer("max_frame_bytes", max_frame_bytes, minimum=0)
-        self.socket: pynng.Pair1 | None = None
+        self.transport = validate.choice("transport", transport, TRANSPORTS)
+        if self.transport == "unix" and self.tls.enabled:
+            raise SettingError("tls does not apply to transport='unix' (workers on this machine only); "
+                               "use transport='nng' for TLS, or drop tls")
+        self.socket: Union[pynng.Pair1, Listener, None] = None
         self.certificate: str | None = None
         self._address: str | None = None
 
@@ -78,19 +97,23 @@ class Client:
 
     @property
     def url(self) -> str:
-        """The address workers dial, e.g. ``tcp://10.0.0.5:41234``."""
+        """The address workers dial, e.g. ``tcp://10.0.0.5:41234`` (or ``unix:///tmp/crew-....sock``)."""
         address = self._address  # set by start() before the socket
         if self.socket is None or address is None:
             raise CrewError("the client is not started")
+        if self.transport == "unix":
+            return UNIX_SCHEME + address
         scheme = "tls+tcp" if self.tls.enabled else "tcp"
         if ":" in address:
             address = f"[{address}]"
         return f"{scheme}://{address}:{self.port}"
 
-    def start(self) -> pynng.Pair1:
+    def start(self) -> Union[pynng.Pair1, Listener]:
         """Listen; return the socket (one socket, many workers)."""
         if self.socket is not None:
             return self.socket
+        if self.transport == "unix":
+            return self._start_unix()
         bind = resolve_host(self.host)
         self._address = bind if bind not in ("0.0.0.0", "::") else local_address()
         sock = pynng.Pair1(polyamorous=True, recv_max_size=receive_limit(self.max_frame_bytes))
@@ -123,14 +146,33 @@ class Client:
         self.socket = sock
         return sock
 
+    def _start_unix(self) -> Listener:
+        listener = Listener(recv_max_size=receive_limit(self.max_frame_bytes))
+        path = os.path.join(tempfile.mkdtemp(prefix="crew-"), "controller.sock")  # a directory only we can enter
+        try:
+            listener.listen(path)
+        except OSError as error:
+            listener.close()
+            os.rmdir(os.path.dirname(path))
+            raise CrewError(f"cannot listen on {path}: {error}") from None
+        self._address = path
+        self.socket = listener
+        return listener
+
     def stop(self) -> None:
         """Close the listener and every connection. Safe to call twice."""
         sock, self.socket = self.socket, None
         if sock is not None:
             sock.close()
+        if isinstance(sock, Listener) and sock.path:
+            try:
+                os.rmdir(os.path.dirname(sock.path))  # the socket file is gone with close()
+            except OSError:
+                pass
 
     def __repr__(self) -> str:
-        where = self.url if self.socket is not None else f"{self.host or '<auto>'}:{self.port}"
+        where = self.url if self.socket is not None else (
+            "unix" if self.transport == "unix" else f"{self.host or '<auto>'}:{self.port}")
         return f"Client({where})"
 
 

@@ -28,6 +28,8 @@ from . import _protocol as P
 from ._channel import PART_BYTES, Buffer, ChannelError, Session, Wire, part_bytes, parts
 from ._execute import Interrupted, Runner, split_results
 from ._serial import Serializer
+from ._stream import SCHEME as UNIX_SCHEME
+from ._stream import Dialer
 from ._wire import receive, send
 from ._worker_setup import fail, log, parser, read_secret
 
@@ -87,7 +89,8 @@ class Worker:
         self.started = time.monotonic()
         self.last_active = time.monotonic()
         self.heard = time.monotonic()  # when the controller last sent anything
-        self.socket = pynng.Pair1(recv_max_size=0)
+        self.socket: Union[pynng.Pair1, Dialer] = (
+            Dialer() if options.url.startswith(UNIX_SCHEME) else pynng.Pair1(recv_max_size=0))
         self.readable = select.poll()  # the main thread's wait: a frame on the socket, or a nudge
         self.readable.register(self.socket.recv_fd, select.POLLIN)
         self.readable.register(self._nudge_out, select.POLLIN)
@@ -102,7 +105,7 @@ class Worker:
     # ------------------------------------------------------------------ connection
     def connect(self) -> None:
         url = self.options.url
-        if url.startswith("tls+"):
+        if url.startswith("tls+") and isinstance(self.socket, pynng.Pair1):
             host = url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
             self.socket.tls_config = pynng.TLSConfig(
                 pynng.TLSConfig.MODE_CLIENT, ca_string=self.certificate, server_name=host,

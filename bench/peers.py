@@ -72,10 +72,12 @@ class CrewLocal(Peer):
     modules = ("crew", "crew_local")
     imports = ("crew_local", "crew.client", "crew._controller", "crew.launcher")
 
+    transport = "auto"  # local_controller's default: a Unix socket on Linux
+
     def open(self) -> None:
         import crew_local
 
-        self.controller = crew_local.local_controller(workers=WORKERS)
+        self.controller = crew_local.local_controller(workers=WORKERS, transport=self.transport)
         self.controller.start()
 
     def many(self, function, args):
@@ -126,6 +128,14 @@ class CrewLocal(Peer):
         finally:
             executor.shutdown(wait=True)
         return {"map": maps, "executor_map": executor_maps, "executor_latency": latency_summary(times)}
+
+
+class CrewLocalNNG(CrewLocal):
+    """crew-local with its workers on NNG over loopback TCP, the transport of remote workers."""
+
+    name = "crew-local-nng"
+    label = "crew-local, transport='nng'"
+    transport = "nng"
 
 
 def _value(result) -> Any:
@@ -293,7 +303,8 @@ class Parsl(Peer):
         self.dfk.cleanup()
 
 
-PEERS: dict[str, type[Peer]] = {peer.name: peer for peer in (CrewLocal, ProcessPool, Loky, Dask, Ray, Parsl)}
+PEERS: dict[str, type[Peer]] = {peer.name: peer for peer in (CrewLocal, CrewLocalNNG, ProcessPool, Loky, Dask, Ray,
+                                                              Parsl)}
 
 
 def measure(peer: Peer, config: dict, main_function: Callable | None = None) -> dict[str, Any]:

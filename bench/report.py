@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-PEER_ORDER = ["crew-local", "ppe", "loky", "dask", "ray", "parsl"]
+PEER_ORDER = ["crew-local", "crew-local-nng", "ppe", "loky", "dask", "ray", "parsl"]
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -78,11 +78,11 @@ def peer_table(result: dict) -> str:
             maps = row.get(field)
             if not maps:
                 continue
-            label, note = "crew-local Controller.map", "one task per element"
+            label, note = f"{row['label']} Controller.map", "one task per element"
             if name == "ppe":
                 label = "ProcessPoolExecutor map (best chunksize)"
             if field == "executor_map":
-                label = "crew-local executor().map (best chunksize)"
+                label = f"{row['label']} executor().map (best chunksize)"
             if "chunksize" in next(iter(maps.values())):
                 note = "chunksize " + ", ".join(f"{maps[str(n)]['chunksize']}" for n in counts if str(n) in maps)
             cells = ([label] + [_num(maps[str(n)]["tasks_per_second"]) if str(n) in maps else "—" for n in counts]
@@ -106,7 +106,7 @@ def latency_table(result: dict) -> str:
         row = result["peers"].get(name)
         if not row or row["status"] != "ok":
             continue
-        how = "`submit(f, i).result()`" if name != "crew-local" else "`push`/`wait`/`pop`"
+        how = "`submit(f, i).result()`" if not name.startswith("crew-local") else "`push`/`wait`/`pop`"
         if name in ("dask", "ray", "parsl"):
             how = "its own submit"
         rows.append((f"{row['label']} {how}", row["latency"]))

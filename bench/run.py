@@ -81,7 +81,7 @@ QUICK: dict[str, Any] = {
     "child_seconds": 180,
 }
 
-PEERS = ["crew-local", "ppe", "loky", "dask", "ray", "parsl"]
+PEERS = ["crew-local", "crew-local-nng", "ppe", "loky", "dask", "ray", "parsl"]
 
 
 # ---------------------------------------------------------------------------- child processes

@@ -12,8 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = ROOT / "bench" / "run.py"
-PEERS = ["crew-local", "ppe", "loky", "dask", "ray", "parsl"]
-ALWAYS = ["crew-local", "ppe"]  # need nothing beyond crew and the standard library
+PEERS = ["crew-local", "crew-local-nng", "ppe", "loky", "dask", "ray", "parsl"]
+ALWAYS = ["crew-local", "crew-local-nng", "ppe"]  # need nothing beyond crew and the standard library
 
 
 def _positive(value: object) -> bool:

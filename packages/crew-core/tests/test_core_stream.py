@@ -236,3 +236,21 @@ def test_a_controller_on_the_unix_transport_runs_tasks_crashes_and_large_payload
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("options, chosen", [
+    ({}, "unix"),
+    ({"host": "localhost"}, "unix"),
+    ({"port": 5555}, "nng"),  # a port asks for TCP
+    ({"host": None}, "nng"),  # this machine's address: workers elsewhere may dial it
+    ({"host": "0.0.0.0"}, "nng"),
+    ({"tls": "automatic"}, "nng"),
+])
+def test_auto_takes_the_unix_socket_only_where_every_worker_can_reach_it(options, chosen):
+    from crew import TLS, Client
+
+    options = {"host": "127.0.0.1", **options}
+    if "tls" in options:
+        options["tls"] = TLS(mode=options["tls"])
+    assert Client(transport="auto", **options).transport == chosen
+    assert Client(**options).transport == "nng"  # the client's own default

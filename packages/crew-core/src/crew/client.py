@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import select
 import socket as _socket
 import tempfile
 from typing import Union
@@ -20,8 +21,9 @@ from .tls import TLS
 __all__ = ["Client", "local_address"]
 
 
-TRANSPORTS = ("nng", "unix")
-"""How workers reach the controller: NNG over TCP (any machine), or Unix stream sockets."""
+TRANSPORTS = ("nng", "unix", "auto")
+"""How workers reach the controller: NNG over TCP (any machine), Unix stream sockets (this machine),
+or the latter when it can serve (see :class:`Client`)."""
 
 
 class Client:
@@ -47,7 +49,10 @@ class Client:
             without TLS. ``"unix"``: a Unix stream socket in the temporary directory, for workers
             on this machine only (``host``, ``port`` and ``tls`` do not apply); the socket file is
             its owner's only, and the same handshake and sealed frames run over it. It skips
-            NNG's threads: a task's round trip takes about half the time.
+            NNG's threads: a task's round trip takes about half the time. Linux only.
+            ``"auto"``: ``"unix"`` when ``host`` is a loopback address, no ``port`` is given,
+            ``tls`` is off and the platform has it (``local_controller``'s default), else ``"nng"``. ``transport``
+            holds the choice once made.
     """
 
     def __init__(
@@ -83,10 +88,7 @@ class Client:
         self.seconds_interval = validate.number("seconds_interval", seconds_interval, exclusive_minimum=True)
         self.seconds_timeout = validate.number("seconds_timeout", seconds_timeout, exclusive_minimum=True)
         self.max_frame_bytes = validate.integer("max_frame_bytes", max_frame_bytes, minimum=0)
-        self.transport = validate.choice("transport", transport, TRANSPORTS)
-        if self.transport == "unix" and self.tls.enabled:
-            raise SettingError("tls does not apply to transport='unix' (workers on this machine only); "
-                               "use transport='nng' for TLS, or drop tls")
+        self.transport = _transport(validate.choice("transport", transport, TRANSPORTS), self.host, self.port, self.tls)
         self.socket: Union[pynng.Pair1, Listener, None] = None
         self.certificate: str | None = None
         self._address: str | None = None
@@ -174,6 +176,20 @@ class Client:
         where = self.url if self.socket is not None else (
             "unix" if self.transport == "unix" else f"{self.host or '<auto>'}:{self.port}")
         return f"Client({where})"
+
+
+def _transport(transport: str, host: str | None, port: int, tls: TLS) -> str:
+    """The transport ``transport`` names, with ``"auto"`` decided; refuses what cannot work."""
+    if transport == "auto":
+        loopback = host in ("localhost", "127.0.0.1", "::1") or (host or "").startswith("127.")
+        unix = loopback and not port and not tls.enabled and hasattr(select, "epoll")
+        return "unix" if unix else "nng"
+    if transport == "unix" and tls.enabled:
+        raise SettingError("tls does not apply to transport='unix' (workers on this machine only); "
+                           "use transport='nng' for TLS, or drop tls")
+    if transport == "unix" and not hasattr(select, "epoll"):
+        raise SettingError("transport='unix' needs Linux (select.epoll); use transport='nng'")
+    return transport
 
 
 def receive_limit(max_frame_bytes: int) -> int:

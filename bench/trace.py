@@ -1,11 +1,11 @@
 """Where one round trip's time goes, step by step, in both processes.
 
-Usage: ``python bench/trace.py [--round-trips N]``. One crew-local worker; the script pushes one
-task at a time (``push``, ``wait``, ``pop``) and prints, for each step, the median time since
-``push`` began (µs).
+Usage: ``python bench/trace.py [--round-trips N] [--transport auto|nng]``. One crew-local worker;
+the script pushes one task at a time (``push``, ``wait``, ``pop``) and prints, for each step, the
+median time since ``push`` began (µs).
 
-Steps are timed by wrapping crew's own functions (sealing, opening, encoding, decoding, NNG sends
-and receives, the runner, the result store) in both processes with ``perf_counter``, one clock for
+Steps are timed by wrapping crew's own functions (sealing, opening, encoding, decoding, sends and
+receives on NNG or on the ``unix`` transport, the runner, the result store) in both processes with ``perf_counter``, one clock for
 both on Linux. The wrappers go into the worker through a ``sitecustomize`` module on its
 ``PYTHONPATH``; they add about a microsecond per step, so the total is a little above an untraced
 round trip. A measuring tool, not a test: nothing here asserts a time.
@@ -26,10 +26,12 @@ from pathlib import Path
 
 # Wrapped in both processes: (module, object, attribute, label, time the entry, time the exit).
 _STEPS = [
-    ("pynng", "Socket", "send", "nng send", True, True),
-    ("pynng", "Socket", "recv_msg", "nng receive", False, True),
-    ("crew._wire", None, "receive", "nng receive", False, True),
-    ("crew._wire", None, "send", "nng send (pieces)", True, True),
+    ("pynng", "Socket", "send", "send", True, True),
+    ("pynng", "Socket", "recv_msg", "receive", False, True),
+    ("crew._stream", "Listener", "_send", "send", True, True),
+    ("crew._stream", "Listener", "recv_msg", "receive", False, True),
+    ("crew._stream", "Dialer", "send_pieces", "send", True, True),
+    ("crew._wire", None, "receive", "receive", False, True),
     ("crew._channel", "Session", "open", "open", True, True),
     ("crew._channel", "Session", "seal", "seal", True, True),
     ("crew._protocol", None, "decode", "decode", True, True),
@@ -83,7 +85,7 @@ import operator, os, sys, time
 import sitecustomize
 import crew_local
 events, clock = sitecustomize.EVENTS, time.perf_counter
-controller = crew_local.local_controller(workers=1)
+controller = crew_local.local_controller(workers=1, transport=sys.argv[2])
 controller.start()
 for i in range(200):
     controller.push(operator.add, args=(i, 1)); controller.wait(mode="one"); controller.pop()
@@ -104,13 +106,14 @@ sitecustomize._dump()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--round-trips", type=int, default=1000)
+    parser.add_argument("--transport", choices=("auto", "nng"), default="auto", help="local_controller's transport")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "sitecustomize.py").write_text(_SITE)
         paths = [folder] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "CREW_TRACE_DIR": folder,
                "CREW_TRACE_STEPS": json.dumps(_STEPS)}
-        driver = subprocess.run([sys.executable, "-c", _DRIVER, str(options.round_trips)], env=env, cwd=folder)
+        driver = subprocess.run([sys.executable, "-c", _DRIVER, str(options.round_trips), options.transport], env=env, cwd=folder)
         if driver.returncode:
             sys.exit(driver.returncode)
         time.sleep(0.2)

@@ -109,15 +109,17 @@ def test_targets_and_report(quick):
     assert (folder / "quick.png").stat().st_size > 0
 
 
-def test_the_round_trip_trace_times_every_step_in_both_processes():
+@pytest.mark.parametrize("transport", ["auto", "nng"])
+def test_the_round_trip_trace_times_every_step_in_both_processes(transport):
     """bench/trace.py still finds the functions it wraps: each step of a round trip shows up."""
-    process = subprocess.run([sys.executable, str(ROOT / "bench" / "trace.py"), "--round-trips", "60"],
+    process = subprocess.run([sys.executable, str(ROOT / "bench" / "trace.py"), "--round-trips", "60",
+                              "--transport", transport],
                              check=False, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in process.stdout.splitlines()
             if line.startswith("| ") and not line.startswith("| step")}
     for step in ("controller: push returns", "controller: seal ends", "worker: open ends", "worker: decode ends",
-                 "worker: run the task begins", "worker: nng send begins", "controller: nng receive ends",
+                 "worker: run the task begins", "worker: send begins", "controller: receive ends",
                  "controller: publish ends", "controller: the caller wakes"):
         assert step in rows, (step, process.stdout)
         assert float(rows[step]) > 0

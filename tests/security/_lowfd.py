@@ -1,7 +1,8 @@
 """A local controller under a low descriptor limit, in its own process, driven by lines on stdin.
 
-``python _lowfd.py LIMIT LOG`` sets its soft RLIMIT_NOFILE to LIMIT, sends its log and its stderr
-to the file LOG (never to a pipe nobody reads), starts ``local_controller(workers=2)`` and prints
+``python _lowfd.py LIMIT LOG [TRANSPORT]`` sets its soft RLIMIT_NOFILE to LIMIT, sends its log and
+its stderr to the file LOG (never to a pipe nobody reads), starts ``local_controller(workers=2,
+transport=transport)`` (default ``nng``: the attacks of test_descriptors.py are on TCP) and prints
 one JSON line: ``{"url": ..., "pid": ...}``. Then, for each line on stdin:
 
 - ``run N``: push N tasks (``x * 2`` for x in 0..N-1), wait for them (at most 40 s) and print one JSON line with
@@ -78,7 +79,7 @@ def run(controller, count: int, counter: Counter, peak: Peak, prefix: str) -> di
             "emfile": counter.emfile - before, "workers": pids}
 
 
-def main(limit: str, log: str) -> None:
+def main(limit: str, log: str, transport: str = "nng") -> None:
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (int(limit), hard))
     handle = open(log, "a")
@@ -86,7 +87,7 @@ def main(limit: str, log: str) -> None:
     logging.basicConfig(stream=handle, level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s")
     counter = Counter()
     logging.getLogger().addHandler(counter)
-    controller = local_controller(workers=2, seconds_interval=0.1, seconds_launch=20)
+    controller = local_controller(workers=2, seconds_interval=0.1, seconds_launch=20, transport=transport)
     controller.start()
     peak = Peak(int(limit))
     peak.start()

@@ -152,11 +152,11 @@ def call_by_hand(controller: crew.Controller, **options) -> str:
 
 
 def gated_controller(workers: Workers, folder, seconds_timeout: float = 3.0, tls: crew.TLS | None = None,
-                     seconds_launch: float = 600, max_frame_bytes: int = LIMIT) -> crew.Controller:
+                     seconds_launch: float = 600, max_frame_bytes: int = LIMIT, transport: str = "nng") -> crew.Controller:
     """A started controller with three queued tasks whose own worker waits to dial in until the
     file ``folder/gate`` exists (see :func:`open_gate`): meanwhile only the test's peers talk to it."""
     client = crew.Client(host="127.0.0.1", seconds_timeout=seconds_timeout, max_frame_bytes=max_frame_bytes,
-                         tls=tls)
+                         tls=tls, transport=transport)
     python = slow_python(folder, gate=os.path.join(folder, "gate"))
     launcher = LocalLauncher(workers=1, seconds_interval=0.1, seconds_launch=seconds_launch, python=python)
     controller = workers.watch(crew.Controller(client, launcher))

@@ -3,6 +3,8 @@
 KIND ``sp``: COUNT NNG Pair1 sockets dial the controller, complete NNG's handshake and then say
 nothing; a dialer cut off waits 60 s before it dials again (so none redials during a test).
 KIND ``tcp``: COUNT plain TCP connections that never even start NNG's handshake.
+KIND ``unix``: COUNT connections to a ``unix://`` controller that send crew's 8-byte greeting (what
+a worker sends first) and then nothing; ``dropped``: those the controller has closed by the report.
 
 Once every connection is made (or after 20 s) it prints one JSON line, ``{"made": ...,
 "connected": ..., "dropped": ...}`` (for ``sp``: handshakes completed and connections the
@@ -71,9 +73,45 @@ class Connections:
             sock.close()
 
 
+class UnixPeers:
+    def __init__(self, url: str, count: int):
+        self.sockets = []
+        deadline = time.monotonic() + SECONDS
+        while len(self.sockets) < count and time.monotonic() < deadline:
+            try:
+                sock = socket.socket(socket.AF_UNIX)
+                sock.settimeout(2)
+                sock.connect(url[len("unix://"):])
+                sock.sendall(b"crew\0ux1")  # crew's greeting, written out here (see crew/_stream.py)
+                sock.settimeout(None)  # blocking again: reads below say MSG_DONTWAIT themselves
+                self.sockets.append(sock)
+            except OSError:
+                sock.close()
+
+    def report(self) -> dict:
+        dropped = 0
+        for sock in self.sockets:  # read what came (a challenge); closed by the controller: then its end
+            try:
+                while sock.recv(65536, socket.MSG_DONTWAIT):
+                    pass
+                dropped += 1
+            except BlockingIOError:
+                pass
+            except OSError:
+                dropped += 1
+        return {"made": len(self.sockets), "connected": len(self.sockets), "dropped": dropped}
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
 def main(url: str, count: str, kind: str) -> None:
-    assert urlsplit(url).hostname == "127.0.0.1", url
-    peers = (Dialers if kind == "sp" else Connections)(url, int(count))
+    if kind == "unix":
+        assert url.startswith("unix:///"), url
+    else:
+        assert urlsplit(url).hostname == "127.0.0.1", url
+    peers = {"sp": Dialers, "tcp": Connections, "unix": UnixPeers}[kind](url, int(count))
     try:
         print(json.dumps(peers.report()), flush=True)
         sys.stdin.read()

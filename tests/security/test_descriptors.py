@@ -94,10 +94,10 @@ def _check(run: dict, log: str) -> None:
 
 
 @contextmanager
-def _low_limit_controller(workers, tmp_path):
+def _low_limit_controller(workers, tmp_path, transport: str = "nng"):
     """A Helper for ``_lowfd.py`` (limit LIMIT); afterwards it and every worker it launched have ended (by pid)."""
     log = tmp_path / "controller.log"
-    controller = Helper(workers.python(LOWFD, str(LIMIT), str(log)), log)
+    controller = Helper(workers.python(LOWFD, str(LIMIT), str(log), transport), log)
     controller.spawned = set()
     try:
         yield controller
@@ -113,15 +113,17 @@ def _low_limit_controller(workers, tmp_path):
     assert not leftovers, f"workers still running after their controller ended: {leftovers}"
 
 
-def test_silent_peers_leave_descriptors_for_launching(workers, tmp_path):
-    """400 peers complete NNG's handshake and say nothing: a controller with a limit of 256
-    descriptors holds at most 16 of them (strangers_max) and cuts the rest off; while they are
-    held it launches its 2 workers and runs 20 tasks without running out of descriptors, and after
-    the peers leave its descriptors come back down and it runs 20 more."""
-    with _low_limit_controller(workers, tmp_path) as controller:
+@pytest.mark.parametrize("transport, kind", [("nng", "sp"), ("unix", "unix")])
+def test_silent_peers_leave_descriptors_for_launching(workers, tmp_path, transport, kind):
+    """400 peers complete the transport's handshake (NNG's; or the ``unix`` transport's greeting)
+    and say nothing: a controller with a limit of 256 descriptors holds at most 16 of them
+    (strangers_max) and cuts the rest off; while they are held it launches its 2 workers and runs
+    20 tasks without running out of descriptors, and after the peers leave its descriptors come
+    back down and it runs 20 more."""
+    with _low_limit_controller(workers, tmp_path, transport) as controller:
         url = controller.line(30)["url"]
         resting = psutil.Process(controller.process.pid).num_fds()
-        attack = Helper(workers.python(SILENT, url, str(PEERS), "sp"))
+        attack = Helper(workers.python(SILENT, url, str(PEERS), kind))
         try:
             held = attack.line(40)
             holding = _settle(controller.process.pid, resting + HELD, 20)

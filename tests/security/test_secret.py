@@ -7,6 +7,7 @@ import re
 import stat
 
 import psutil
+import pytest
 from _crewfaults import eventually, pids_alive
 from _peers import LogRecorder, call_by_hand, controller_id, gated_controller, open_gate
 
@@ -56,8 +57,9 @@ def test_a_secret_file_is_private_and_enough(workers, tmp_path):
     assert {result.pid for result in results} == {worker.pid} and all(result.ok for result in results)
 
 
-def test_a_worker_with_a_wrong_secret_gets_nothing(workers, tmp_path):
-    controller = gated_controller(workers, tmp_path)
+@pytest.mark.parametrize("transport", ["nng", "unix"])
+def test_a_worker_with_a_wrong_secret_gets_nothing(workers, tmp_path, transport):
+    controller = gated_controller(workers, tmp_path, transport=transport)
     with LogRecorder() as log:
         call = re.sub(r" --secret-file \S+", "", call_by_hand(controller, launch="by-hand"))  # the file holds the right one
         worker = workers.spawn(call, {"CREW_SECRET": "0" * 64})
@@ -67,8 +69,9 @@ def test_a_worker_with_a_wrong_secret_gets_nothing(workers, tmp_path):
     open_gate(controller, tmp_path)
 
 
-def test_a_worker_of_another_controller_gets_nothing(workers, tmp_path):
-    controller = gated_controller(workers, tmp_path)
+@pytest.mark.parametrize("transport", ["nng", "unix"])
+def test_a_worker_of_another_controller_gets_nothing(workers, tmp_path, transport):
+    controller = gated_controller(workers, tmp_path, transport=transport)
     other = workers.controller()
     other.start()
     call = other.launcher.call(launch="by-hand").replace(other.client.url, controller.client.url)
@@ -81,11 +84,17 @@ def test_a_worker_of_another_controller_gets_nothing(workers, tmp_path):
     open_gate(controller, tmp_path)
 
 
-def test_local_controller_listens_on_loopback_only(workers):
-    controller = workers.controller()
+@pytest.mark.parametrize("transport", ["auto", "nng"])
+def test_local_controller_listens_on_loopback_only(workers, transport):
+    """By default on a Unix socket and no TCP port at all; over NNG, on 127.0.0.1 only."""
+    controller = workers.controller(transport=transport)
     controller.start()
     port = controller.client.port
-    listening = [c.laddr for c in psutil.Process().net_connections(kind="inet")
-                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+    listening = [c.laddr for c in psutil.Process().net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    if transport == "auto":
+        path = controller.client.url[len("unix://"):]
+        assert controller.client.url.startswith("unix:///") and not listening, listening
+        assert path in [c.laddr for c in psutil.Process().net_connections(kind="unix")]
+        return
     assert [address.ip for address in listening] == ["127.0.0.1"], listening
     assert controller.client.url == f"tcp://127.0.0.1:{port}"

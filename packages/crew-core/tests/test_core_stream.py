@@ -9,7 +9,7 @@ import threading
 
 import pynng
 import pytest
-from crew import _stream, _wire
+from crew import _stream, _stream_listener, _wire
 from crew.errors import SettingError
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 @pytest.fixture
 def ends(tmp_path):
     """A listener and a dialer connected to it, and the list of pipes the listener reported."""
-    listener = _stream.Listener(recv_max_size=2**20)
+    listener = _stream_listener.Listener(recv_max_size=2**20)
     listener.recv_timeout = 5000
     connected, removed = [], []
     arrived = threading.Event()
@@ -124,7 +124,7 @@ def test_closing_a_pipe_tells_the_worker(ends):
 
 
 def test_a_peer_without_the_greeting_is_dropped(tmp_path):
-    listener = _stream.Listener()
+    listener = _stream_listener.Listener()
     listener.recv_timeout = 5000
     removed = []
     listener.add_post_pipe_remove_cb(removed.append)
@@ -173,7 +173,7 @@ def test_a_dialer_keeps_trying_until_the_listener_is_there(tmp_path):
     dialer = _stream.Dialer()
     dialer.dial(_stream.SCHEME + path)  # nothing listens yet: it dials again in the background
     assert not dialer.connected.is_set()
-    listener = _stream.Listener()
+    listener = _stream_listener.Listener()
     listener.recv_timeout = 10000
     listener.listen(path)
     try:

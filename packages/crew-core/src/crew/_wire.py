@@ -14,7 +14,7 @@ import pynng
 from pynng import ffi, lib
 from pynng.exceptions import check_err
 
-from . import _stream
+from . import _stream, _stream_listener
 from ._channel import Buffer, Wire
 
 __all__ = ["LARGE", "Wire", "send", "message", "receive"]
@@ -34,14 +34,14 @@ def message(pieces: list[Buffer]) -> pynng.Message:
     return held
 
 
-Target = Union[pynng.Socket, pynng.Pipe, _stream.Pipe, _stream.Dialer]
+Target = Union[pynng.Socket, pynng.Pipe, _stream_listener.Pipe, _stream.Dialer]
 
 
 def send(target: Target, wire: Wire) -> None:
     """Send a frame's bytes or pieces on a socket or a pipe (NNG's, or the ``unix`` transport's)."""
     if type(wire) is bytes:
         target.send(wire)
-    elif isinstance(target, (_stream.Pipe, _stream.Dialer)):
+    elif isinstance(target, (_stream_listener.Pipe, _stream.Dialer)):
         target.send_pieces(wire)  # type: ignore[arg-type]
     else:
         target.send_msg(message(wire))  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import pynng
 from . import validate
 from ._channel import part_bytes
 from ._stream import SCHEME as UNIX_SCHEME
-from ._stream import Listener
+from ._stream_listener import Listener
 from .errors import CrewError, SettingError
 from .tls import TLS
 

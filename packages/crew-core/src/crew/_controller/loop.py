@@ -7,8 +7,9 @@ and closed, stop); dispatch queued tasks; ping workers when a heartbeat is due; 
 resolved and run result callbacks.
 
 Owner: the loop thread owns the gate (strangers) and, while it holds the board's lock, the dispatch
-board. Other threads reach it only through :meth:`Loop.post` (a queue, then a wake-up); NNG's pipe
-callbacks only post.
+board. Other threads reach it only through :meth:`Loop.post` (a queue, then a wake-up); the
+socket's pipe callbacks only post (NNG runs them on its threads; the ``unix`` transport's
+:class:`crew._stream_listener.Listener`, on this thread, inside its receive).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import logging
 import queue
 import select
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import pynng
 
 from .. import _protocol as P
+from .._stream_listener import Listener
 from ..errors import CrewError
 from ..results import Result
 from .board import Board, Seat
@@ -58,7 +60,7 @@ class Settings:
 class Loop:
     """See the module docstring."""
 
-    def __init__(self, sock: pynng.Socket, wakeup: Wakeup, board: Board, gate: Gate, store: ResultStore,
+    def __init__(self, sock: Union[pynng.Socket, Listener], wakeup: Wakeup, board: Board, gate: Gate, store: ResultStore,
                  fleet: Fleet, settings: Settings):
         self.sock = sock
         self.wakeup = wakeup

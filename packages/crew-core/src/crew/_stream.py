@@ -32,6 +32,7 @@ import select
 import socket
 import struct
 import threading
+from collections import deque
 from typing import Any, Callable, Optional, Union
 
 import pynng
@@ -134,17 +135,17 @@ def _framed(pieces: list[Buffer]) -> list[Buffer]:
     return buffers
 
 
-def _rest(buffers: list[Buffer], sent: int) -> bytes:
-    """What sendmsg left of ``buffers`` after ``sent`` bytes, copied (the caller may reuse them)."""
-    left: list[Buffer] = []
-    for buffer in buffers:
-        size = len(buffer)
-        if sent >= size:
-            sent -= size
-            continue
-        left.append(memoryview(buffer)[sent:] if sent else buffer)
-        sent = 0
-    return b"".join(left)
+def _consume(buffers: deque[Buffer], sent: int) -> None:
+    """Drop the first ``sent`` bytes of ``buffers`` (and the empty buffers after them); a buffer
+    sent in part stays as a view of its rest (nothing is copied)."""
+    while buffers:
+        size = len(buffers[0])
+        if sent < size:
+            if sent:
+                buffers[0] = memoryview(buffers[0])[sent:]
+            return
+        buffers.popleft()
+        sent -= size
 
 
 class Dialer:
@@ -253,7 +254,10 @@ class Dialer:
             try:
                 sent = sock.sendmsg(buffers, (), socket.MSG_NOSIGNAL)
                 if sent < sum(map(len, buffers)):  # a signal came: the rest, in order
-                    sock.sendall(_rest(buffers, sent), socket.MSG_NOSIGNAL)
+                    rest = deque(buffers)
+                    _consume(rest, sent)
+                    for piece in rest:
+                        sock.sendall(piece, socket.MSG_NOSIGNAL)
             except OSError as error:
                 self._lost(sock)
                 raise _closed() from error

@@ -17,7 +17,7 @@ from typing import Optional
 
 import pynng
 
-from ._stream import Buffer, Callback, _closed, _framed, _Reader, _rest
+from ._stream import _MAX_PIECES, Buffer, Callback, _closed, _consume, _framed, _Reader
 
 __all__ = ["Listener", "Pipe", "Message"]
 
@@ -47,7 +47,7 @@ class Pipe:
         self.fd = sock.fileno()
         self.reader = _Reader(sock, limit, greeting=True)
         self.lock = threading.Lock()
-        self.backlog: deque[bytes] = deque()  # what the kernel has not taken yet, in order
+        self.backlog: deque[Buffer] = deque()  # what the kernel has not taken yet, in order (views)
         self.closed = False
         try:
             pid, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
@@ -178,12 +178,14 @@ class Listener:
             callback(pipe)
 
     def _send(self, pipe: Pipe, pieces: list[Buffer]) -> None:
+        """Write what the kernel takes now; keep the rest, as views of the pieces (the frame's
+        buffers are not the caller's to change once sent, as with NNG after the send)."""
         buffers = _framed(pieces)
         with pipe.lock:
             if pipe.closed:
                 raise _closed()
             if pipe.backlog:
-                pipe.backlog.append(b"".join(buffers))
+                pipe.backlog.extend(buffers)
                 return
             try:
                 sent = pipe.sock.sendmsg(buffers, (), _SEND)
@@ -192,7 +194,8 @@ class Listener:
             except OSError as error:  # the worker is gone: the reader sees it and drops the pipe
                 raise _closed() from error
             if sent < sum(map(len, buffers)):
-                pipe.backlog.append(_rest(buffers, sent))
+                pipe.backlog.extend(buffers)
+                _consume(pipe.backlog, sent)
                 self._epoll.modify(pipe.fd, select.EPOLLIN | select.EPOLLOUT)
 
     def _flush(self, pipe: Pipe) -> None:
@@ -200,17 +203,17 @@ class Listener:
         with pipe.lock:
             backlog = pipe.backlog
             while backlog and not pipe.closed:
+                chunk = list(itertools.islice(backlog, _MAX_PIECES))
                 try:
-                    sent = pipe.sock.send(backlog[0], _SEND)
+                    sent = pipe.sock.sendmsg(chunk, (), _SEND)
                 except (BlockingIOError, InterruptedError):
                     return
-                except OSError:
+                except OSError:  # the worker is gone: the reader sees it and drops the pipe
                     backlog.clear()
                     break
-                if sent < len(backlog[0]):
-                    backlog[0] = backlog[0][sent:]
+                _consume(backlog, sent)
+                if sent < sum(map(len, chunk)):
                     return
-                backlog.popleft()
             if not pipe.closed:
                 self._epoll.modify(pipe.fd, select.EPOLLIN)
 

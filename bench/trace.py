@@ -28,8 +28,8 @@ from pathlib import Path
 _STEPS = [
     ("pynng", "Socket", "send", "send", True, True),
     ("pynng", "Socket", "recv_msg", "receive", False, True),
-    ("crew._stream", "Listener", "_send", "send", True, True),
-    ("crew._stream", "Listener", "recv_msg", "receive", False, True),
+    ("crew._stream_listener", "Listener", "_send", "send", True, True),
+    ("crew._stream_listener", "Listener", "recv_msg", "receive", False, True),
     ("crew._stream", "Dialer", "send_pieces", "send", True, True),
     ("crew._wire", None, "receive", "receive", False, True),
     ("crew._channel", "Session", "open", "open", True, True),

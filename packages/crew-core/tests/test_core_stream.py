@@ -6,6 +6,7 @@ import os
 import select
 import socket
 import threading
+from collections import deque
 
 import pynng
 import pytest
@@ -192,8 +193,8 @@ def test_the_reader_rebuilds_messages_however_the_bytes_are_cut(messages, cuts):
     """Whatever sizes the bytes arrive in, the reader yields exactly the messages sent."""
     ours, theirs = socket.socketpair()
     try:
-        stream = b"".join(_stream._HEADER.pack(len(m)) + m for m in messages)
-        reader = _stream._Reader(ours, 0, greeting=False)
+        stream = b"".join(_stream.HEADER.pack(len(m)) + m for m in messages)
+        reader = _stream.Reader(ours, 0, greeting=False)
         got: list[bytes] = []
         position, turn = 0, 0
         while position < len(stream):
@@ -206,6 +207,21 @@ def test_the_reader_rebuilds_messages_however_the_bytes_are_cut(messages, cuts):
     finally:
         ours.close()
         theirs.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=40), max_size=8), st.data())
+def test_what_is_left_after_a_partial_send_is_the_rest_of_the_message(pieces, data):
+    """After sendmsg took ``sent`` bytes of a message's buffers, the backlog holds exactly the
+    rest, in order, with no empty buffer at its head (a flush of it always makes progress)."""
+    buffers = _stream.framed(pieces)
+    whole = b"".join(bytes(buffer) for buffer in buffers)
+    assert whole == _stream.HEADER.pack(sum(map(len, pieces))) + b"".join(pieces)
+    sent = data.draw(st.integers(0, len(whole)))
+    backlog = deque(buffers)
+    _stream.consume(backlog, sent)
+    assert b"".join(bytes(buffer) for buffer in backlog) == whole[sent:]
+    assert not backlog or len(backlog[0]) > 0
 
 
 def test_transport_is_validated_and_unix_refuses_tls():

@@ -2,8 +2,9 @@
 
 It stands in for the part of pynng's ``Pair1`` that crew uses:
 :class:`crew._stream_listener.Listener` for the controller's polyamorous socket, :class:`Dialer`
-(here) for a worker's. It raises pynng's exceptions
-(``Timeout``, ``TryAgain``, ``Closed``) so that the code around a socket is the same for both.
+(here) for a worker's. It raises pynng's exceptions (``Timeout``, ``TryAgain``, ``Closed``) so
+that the code around a socket is the same for both. This module also holds the wire's pieces
+both sides use (:class:`Reader`, :func:`framed`, :func:`consume`).
 
 Why: NNG passes each message through its own threads. A send blocks its caller for 45-70 us
 while NNG's threads finish it, and a message that arrives passes two or three of NNG's threads
@@ -37,13 +38,14 @@ from typing import Any, Callable, Optional, Union
 
 import pynng
 
-__all__ = ["GREETING", "SCHEME", "Buffer", "Callback", "Dialer", "path_of"]
+__all__ = ["GREETING", "SCHEME", "HEADER", "MAX_PIECES", "Buffer", "Callback", "Dialer", "Reader", "closed_error",
+           "consume", "framed", "path_of"]
 
 SCHEME = "unix://"
 GREETING = b"crew\0ux1"
-_HEADER = struct.Struct(">Q")
+HEADER = struct.Struct(">Q")
 _LARGE = 2**16  # a body at least this long is read into a buffer of its own and handed over as a view
-_MAX_PIECES = 512  # buffers in one sendmsg (the kernel takes at most IOV_MAX = 1024)
+MAX_PIECES = 512  # buffers in one sendmsg (the kernel takes at most IOV_MAX = 1024)
 Buffer = Union[bytes, memoryview]
 Callback = Callable[[Any], None]
 
@@ -55,11 +57,11 @@ def path_of(url: str) -> str:
     return url[len(SCHEME):]
 
 
-def _closed() -> pynng.Closed:
+def closed_error() -> pynng.Closed:
     return pynng.Closed("the socket is closed", pynng.lib.NNG_ECLOSED)
 
 
-class _Reader:
+class Reader:
     """Messages out of one connection, read exactly: the greeting (if expected), then a header and
     a body at a time. Owner: whoever reads the connection (one thread at a time)."""
 
@@ -107,7 +109,7 @@ class _Reader:
             self._got = 0
             return None
         if self._body is None:
-            size = _HEADER.unpack(self._head)[0]
+            size = HEADER.unpack(self._head)[0]
             if self.limit and size > self.limit:
                 raise ValueError(f"a message of {size} bytes, over the limit of {self.limit}")
             if size == 0:
@@ -127,15 +129,15 @@ class _Reader:
         self._got = 0
 
 
-def _framed(pieces: list[Buffer]) -> list[Buffer]:
+def framed(pieces: list[Buffer]) -> list[Buffer]:
     """A message's header and pieces, as buffers for one sendmsg."""
-    buffers: list[Buffer] = [_HEADER.pack(sum(map(len, pieces))), *pieces]
-    if len(buffers) > _MAX_PIECES:
+    buffers: list[Buffer] = [HEADER.pack(sum(map(len, pieces))), *pieces]
+    if len(buffers) > MAX_PIECES:
         buffers = [buffers[0], b"".join(pieces)]
     return buffers
 
 
-def _consume(buffers: deque[Buffer], sent: int) -> None:
+def consume(buffers: deque[Buffer], sent: int) -> None:
     """Drop the first ``sent`` bytes of ``buffers`` (and the empty buffers after them); a buffer
     sent in part stays as a view of its rest (nothing is copied)."""
     while buffers:
@@ -157,7 +159,7 @@ class Dialer:
         self.recv_fd = self._epoll.fileno()  # readable while the connection is
         self._path = ""
         self._sock: Optional[socket.socket] = None  # the connection, while there is one
-        self._reader: Optional[_Reader] = None
+        self._reader: Optional[Reader] = None
         self._send_lock = threading.Lock()
         self._on_remove: list[Callback] = []
         self._stop = threading.Event()  # set by close(): no more connections
@@ -197,7 +199,7 @@ class Dialer:
             if self._stop.is_set():
                 sock.close()
                 return True
-            self._sock, self._reader = sock, _Reader(sock, 0, greeting=False)
+            self._sock, self._reader = sock, Reader(sock, 0, greeting=False)
             self._epoll.register(sock.fileno(), select.EPOLLIN)
             self.connected.set()
         return True
@@ -224,7 +226,7 @@ class Dialer:
         or ``pynng.Closed`` (the socket is closed)."""
         while True:
             if self._stop.is_set():
-                raise _closed()
+                raise closed_error()
             sock, reader = self._sock, self._reader
             if sock is not None and reader is not None:
                 try:
@@ -239,7 +241,7 @@ class Dialer:
             try:
                 self._epoll.poll()
             except (OSError, ValueError):  # closed
-                raise _closed() from None
+                raise closed_error() from None
 
     def send(self, data: Buffer) -> None:
         self.send_pieces([data])
@@ -248,19 +250,19 @@ class Dialer:
         """Send one message; blocks until the kernel has taken all of it."""
         sock = self._sock
         if sock is None or self._stop.is_set():
-            raise _closed()
-        buffers = _framed(pieces)
+            raise closed_error()
+        buffers = framed(pieces)
         with self._send_lock:
             try:
                 sent = sock.sendmsg(buffers, (), socket.MSG_NOSIGNAL)
                 if sent < sum(map(len, buffers)):  # a signal came: the rest, in order
                     rest = deque(buffers)
-                    _consume(rest, sent)
+                    consume(rest, sent)
                     for piece in rest:
                         sock.sendall(piece, socket.MSG_NOSIGNAL)
             except OSError as error:
                 self._lost(sock)
-                raise _closed() from error
+                raise closed_error() from error
 
     def close(self) -> None:
         """Close the connection (the listener sees it end); no more dialling. Safe twice."""

@@ -17,7 +17,7 @@ from typing import Optional
 
 import pynng
 
-from ._stream import _MAX_PIECES, Buffer, Callback, _closed, _consume, _framed, _Reader
+from ._stream import MAX_PIECES, Buffer, Callback, Reader, closed_error, consume, framed
 
 __all__ = ["Listener", "Pipe", "Message"]
 
@@ -45,7 +45,7 @@ class Pipe:
         self.listener = listener
         self.sock = sock
         self.fd = sock.fileno()
-        self.reader = _Reader(sock, limit, greeting=True)
+        self.reader = Reader(sock, limit, greeting=True)
         self.lock = threading.Lock()
         self.backlog: deque[Buffer] = deque()  # what the kernel has not taken yet, in order (views)
         self.closed = False
@@ -118,7 +118,7 @@ class Listener:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._closed:
-                raise _closed()
+                raise closed_error()
             message = self._turn(timeout)
             if message is not None:
                 return message
@@ -134,7 +134,7 @@ class Listener:
         try:
             events = self._epoll.poll(-1 if timeout is None else timeout)
         except (OSError, ValueError):  # closed under us
-            raise _closed() from None
+            raise closed_error() from None
         server = self._server.fileno() if self._server is not None else -1
         for fd, mask in events:
             if fd == self._wake_out:
@@ -180,10 +180,10 @@ class Listener:
     def _send(self, pipe: Pipe, pieces: list[Buffer]) -> None:
         """Write what the kernel takes now; keep the rest, as views of the pieces (the frame's
         buffers are not the caller's to change once sent, as with NNG after the send)."""
-        buffers = _framed(pieces)
+        buffers = framed(pieces)
         with pipe.lock:
             if pipe.closed:
-                raise _closed()
+                raise closed_error()
             if pipe.backlog:
                 pipe.backlog.extend(buffers)
                 return
@@ -192,10 +192,10 @@ class Listener:
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as error:  # the worker is gone: the reader sees it and drops the pipe
-                raise _closed() from error
+                raise closed_error() from error
             if sent < sum(map(len, buffers)):
                 pipe.backlog.extend(buffers)
-                _consume(pipe.backlog, sent)
+                consume(pipe.backlog, sent)
                 self._epoll.modify(pipe.fd, select.EPOLLIN | select.EPOLLOUT)
 
     def _flush(self, pipe: Pipe) -> None:
@@ -203,7 +203,7 @@ class Listener:
         with pipe.lock:
             backlog = pipe.backlog
             while backlog and not pipe.closed:
-                chunk = list(itertools.islice(backlog, _MAX_PIECES))
+                chunk = list(itertools.islice(backlog, MAX_PIECES))
                 try:
                     sent = pipe.sock.sendmsg(chunk, (), _SEND)
                 except (BlockingIOError, InterruptedError):
@@ -211,7 +211,7 @@ class Listener:
                 except OSError:  # the worker is gone: the reader sees it and drops the pipe
                     backlog.clear()
                     break
-                _consume(backlog, sent)
+                consume(backlog, sent)
                 if sent < sum(map(len, chunk)):
                     return
             if not pipe.closed:

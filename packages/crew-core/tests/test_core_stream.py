@@ -169,6 +169,22 @@ def test_the_socket_file_and_its_directory_are_their_owners_only():
     assert not os.path.exists(os.path.dirname(listener.path))
 
 
+def test_a_temporary_directory_too_long_for_a_socket_path_falls_back_to_tmp(tmp_path, monkeypatch):
+    import tempfile
+
+    from crew import Client
+
+    deep = tmp_path / ("d" * 100)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    client = Client(transport="unix")
+    listener = client.start()
+    try:
+        assert listener.path.startswith("/tmp/crew-") and len(listener.path) <= 107
+    finally:
+        client.stop()
+
+
 def test_a_dialer_keeps_trying_until_the_listener_is_there(tmp_path):
     path = str(tmp_path / "late.sock")
     dialer = _stream.Dialer()

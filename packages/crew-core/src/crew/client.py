@@ -150,7 +150,9 @@ class Client:
 
     def _start_unix(self) -> Listener:
         listener = Listener(recv_max_size=receive_limit(self.max_frame_bytes))
-        path = os.path.join(tempfile.mkdtemp(prefix="crew-"), "controller.sock")  # a directory only we can enter
+        # A directory only we can enter, where a socket's path fits (at most 107 bytes on Linux).
+        where = tempfile.gettempdir() if len(tempfile.gettempdir()) <= _LONGEST_TEMP else "/tmp"
+        path = os.path.join(tempfile.mkdtemp(prefix="crew-", dir=where), "controller.sock")
         try:
             listener.listen(path)
         except OSError as error:
@@ -176,6 +178,10 @@ class Client:
         where = self.url if self.socket is not None else (
             "unix" if self.transport == "unix" else f"{self.host or '<auto>'}:{self.port}")
         return f"Client({where})"
+
+
+_LONGEST_TEMP = 107 - len("/crew-12345678/controller.sock")
+"""The longest temporary directory a socket path fits under; beyond it the socket goes in /tmp."""
 
 
 def _transport(transport: str, host: str | None, port: int, tls: TLS) -> str:

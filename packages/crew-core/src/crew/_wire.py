@@ -49,8 +49,9 @@ def send(target: Target, wire: Wire) -> None:
 
 def receive(sock: Union[pynng.Socket, _stream.Dialer], block: bool = True) -> Buffer:
     """The next message on ``sock``: bytes, or a read-only view of the buffer NNG hands over when
-    it is LARGE or longer. Raises what :meth:`pynng.Socket.recv` raises (``TryAgain`` when
-    ``block`` is False and no message waits).
+    it is LARGE or longer (on the ``unix`` transport, :meth:`crew._stream.Dialer.receive`).
+    Raises what :meth:`pynng.Socket.recv` raises (``TryAgain`` when ``block`` is False and no
+    message waits).
 
     Two calls into NNG (each lets go of the GIL, which the thread running tasks may then hold for
     a switch interval): the receive, and freeing the buffer."""

@@ -46,13 +46,13 @@ class Client:
             so a peer that has not authenticated can make the controller hold at most about
             1 MiB whatever this limit is.
         transport: ``"nng"`` (the default): NNG over TCP, for workers on any machine, with or
-            without TLS. ``"unix"``: a Unix stream socket in the temporary directory, for workers
-            on this machine only (``host``, ``port`` and ``tls`` do not apply); the socket file is
-            its owner's only, and the same handshake and sealed frames run over it. It skips
-            NNG's threads: a task's round trip takes about half the time. Linux only.
-            ``"auto"``: ``"unix"`` when ``host`` is a loopback address, no ``port`` is given,
-            ``tls`` is off and the platform has it (``local_controller``'s default), else ``"nng"``. ``transport``
-            holds the choice once made.
+            without TLS. ``"unix"``: a Unix stream socket in a private temporary directory, for
+            workers on this machine only (``host``, ``port`` and ``tls`` do not apply); the same
+            handshake and sealed frames run over it, and it skips NNG's threads: a task's round
+            trip takes about half the time. Linux only. ``"auto"``: ``"unix"`` when ``host`` is a
+            loopback address, no ``port`` is given, ``tls`` is off and the platform has it
+            (``local_controller``'s default), else ``"nng"``. The attribute ``transport`` holds
+            the choice once made.
     """
 
     def __init__(
@@ -99,7 +99,7 @@ class Client:
 
     @property
     def url(self) -> str:
-        """The address workers dial, e.g. ``tcp://10.0.0.5:41234`` (or ``unix:///tmp/crew-....sock``)."""
+        """The address workers dial, e.g. ``tcp://10.0.0.5:41234`` or ``unix:///tmp/crew-k2x9/controller.sock``."""
         address = self._address  # set by start() before the socket
         if self.socket is None or address is None:
             raise CrewError("the client is not started")

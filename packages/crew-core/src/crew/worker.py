@@ -143,7 +143,7 @@ class Worker:
         socket is closed."""
         with self.receive_lock:
             try:
-                data = receive(self.socket, block=False)  # a large frame: a view of NNG's buffer, not a copy
+                data = receive(self.socket, block=False)  # a large frame: a view of the receive buffer, not a copy
             except pynng.exceptions.TryAgain:  # the other reader took it
                 return True
             except pynng.exceptions.Closed:

@@ -2,9 +2,9 @@
 
 The loop thread blocks on the controller's socket for workers' frames. Other threads (callers,
 NNG's pipe callbacks) hand it events through a queue and then :meth:`Wakeup.wake` it by sending
-an empty frame over an ``inproc://`` pipe of the same socket, which the loop ignores. The ``unix``
-transport's socket (:class:`crew._stream_listener.Listener`) has a wake-up of its own, which returns such
-an empty frame; the wake-up then uses it.
+an empty frame over an ``inproc://`` pipe of the same socket, which the loop ignores. The
+``unix`` transport's socket (:class:`crew._stream_listener.Listener`) has a wake-up of its own,
+which returns such an empty frame; the wake-up then uses it.
 """
 
 from __future__ import annotations
